@@ -1,0 +1,228 @@
+"""The `livertumorseg` command line: segment, evaluate, demo, info, train."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from .errors import LiverTumorSegError, ModelError
+from .inference import DEVICE_CHOICES, describe_device, resolve_device
+from .model.card import ModelCard, PostprocessingSpec, load_model_card
+from .model.network import BUNDLED_MODEL_CARD
+
+SAMPLE_DIR = BUNDLED_MODEL_CARD.parents[1] / "Sample"
+SAMPLE_CT = SAMPLE_DIR / "lits117_crop_ct.nii.gz"
+SAMPLE_LABEL = SAMPLE_DIR / "lits117_crop_label.nii.gz"
+
+
+def _model_card(path: str | None) -> ModelCard:
+    card_path = Path(path) if path else BUNDLED_MODEL_CARD
+    if path is None and not card_path.is_file():
+        raise ModelError(f"No model is installed: {card_path} does not exist. The bundled weights "
+                         "come from training (README, 'Training the model'); pass --model CARD.json "
+                         "to use a model you trained.")
+    return load_model_card(card_path)
+
+
+def _progress_bar(label: str):
+    """A tqdm bar on a terminal, nothing otherwise; returns (callback, close)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=label, disable=not sys.stderr.isatty(), leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+
+    def update(fraction: float, message: str) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_postfix_str(message, refresh=True)
+
+    return update, bar.close
+
+
+def _postprocessing(card: ModelCard, args: argparse.Namespace) -> PostprocessingSpec:
+    import dataclasses
+
+    changes = {}
+    if args.min_lesion_mm3 is not None:
+        changes["min_lesion_volume_mm3"] = args.min_lesion_mm3
+    if args.closing_mm is not None:
+        changes["closing_radius_mm"] = args.closing_mm
+    if args.all_liver_components:
+        changes["keep_largest_liver"] = False
+    return dataclasses.replace(card.postprocessing, **changes)
+
+
+def _segment_inputs(args: argparse.Namespace, inputs: Sequence[Path], output_dir: Path) -> list[tuple]:
+    from .pipeline import Segmenter
+    from .reporting.tables import statistics_summary
+    from .workflow import ensure_writable_directory, segment_file
+
+    ensure_writable_directory(output_dir)
+    card = _model_card(args.model)
+    segmenter = Segmenter(card, device=args.device)
+    print(f"Model {card.name} loaded in {segmenter.load_seconds:.1f} s on "
+          f"{describe_device(segmenter.device)}", file=sys.stderr)
+    done = []
+    for path in inputs:
+        update, close = _progress_bar(Path(path).name)
+        try:
+            result, outputs = segment_file(segmenter, Path(path), output_dir, overlay=args.overlay,
+                                           force=args.force, postprocessing=_postprocessing(card, args),
+                                           progress=update)
+        finally:
+            close()
+        print(statistics_summary(Path(path).name, result.statistics))
+        print(f"  wrote {outputs.segmentation} and {outputs.statistics}"
+              + (f" and {outputs.overlay}" if args.overlay else ""))
+        done.append((path, result, outputs))
+    return done
+
+
+def command_segment(args: argparse.Namespace) -> int:
+    done = _segment_inputs(args, [Path(p) for p in args.inputs], Path(args.output))
+    if len(done) > 1:
+        from .reporting.tables import text_table
+
+        rows = [[Path(p).name, r.statistics["liver_volume_ml"], r.statistics["tumor_count"],
+                 r.statistics["tumor_volume_ml"], r.statistics["tumor_burden_percent"],
+                 r.statistics["seconds"]] for p, r, _ in done]
+        print(text_table(["input", "liver mL", "tumors", "tumor mL", "burden %", "seconds"], rows))
+    return 0
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_files, evaluation_rows, match_cases, write_evaluation
+    from .reporting.tables import text_table
+    from .workflow import ensure_writable_directory
+
+    output_dir = Path(args.output)
+    ensure_writable_directory(output_dir)
+    cases = evaluate_files(match_cases(Path(args.pred), Path(args.truth)))
+    summary = write_evaluation(output_dir, cases)
+    headers, rows = evaluation_rows(cases)
+    keep = [i for i, h in enumerate(headers) if h == "case" or h.endswith(
+        ("_dice", "_assd_mm", "_hd95_mm", "lesion_recall", "lesion_precision"))]
+    print(text_table([headers[i] for i in keep], [[row[i] for i in keep] for row in rows]))
+    print(text_table(["structure", "mean Dice", "global Dice", "mean HD95 mm"],
+                     [[s, summary[s]["mean_dice"], summary[s]["global_dice"],
+                       summary[s]["mean_hd95_mm"]] for s in ("liver", "tumor")]))
+    lesions = summary["lesions"]
+    print(f"lesions: {lesions['lesions_found']}/{lesions['lesions_true']} found, recall "
+          f"{_fmt(lesions['lesion_recall'])}, precision {_fmt(lesions['lesion_precision'])}")
+    print(f"wrote {output_dir / 'evaluation.csv'}, evaluation.json and evaluation_dice.png")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_files
+
+    if not SAMPLE_CT.is_file():
+        raise LiverTumorSegError(f"The demo sample {SAMPLE_CT} is missing; reinstall the project.")
+    args.overlay, args.force = True, False
+    args.min_lesion_mm3 = args.closing_mm = None
+    args.all_liver_components = False
+    [(path, result, outputs)] = _segment_inputs(args, [SAMPLE_CT], Path(args.output))
+    metrics = evaluate_files([("lits117_crop", outputs.segmentation, SAMPLE_LABEL)])["lits117_crop"]
+    print(f"Against the sample's reference label (held out from training): liver Dice "
+          f"{metrics['liver']['dice']:.3f}, tumor Dice {metrics['tumor']['dice']:.3f}, lesions found "
+          f"{metrics['lesions']['lesions_found']}/{metrics['lesions']['lesions_true']} (precision "
+          f"{_fmt(metrics['lesions']['lesion_precision'])})")
+    return 0
+
+
+def command_info(args: argparse.Namespace) -> int:
+    import numpy
+    import torch
+
+    print(f"python {platform.python_version()}, torch {torch.__version__} (CUDA build "
+          f"{torch.version.cuda}), numpy {numpy.__version__}")
+    print(f"device 'auto' would use: {describe_device(resolve_device('auto'))}")
+    try:
+        card = _model_card(args.model)
+    except ModelError as exc:
+        print(f"model: {exc}")
+        return 0
+    spec = card.input
+    print(f"model: {card.name} ({card.architecture.name} / {card.architecture.encoder_name}), "
+          f"card {card.path}")
+    print(f"  input: windows {[(w.name, w.level, w.width) for w in spec.windows]}, histogram "
+          f"channel {spec.histogram_channel}, context ±{spec.context_slices} slice(s), "
+          f"{spec.pixel_size_mm} mm pixels, {spec.in_channels} channels")
+    print(f"  weights: {card.weights_path} (SHA-256 {card.weights_sha256[:16]}…)")
+    for key, value in card.evaluation.items():
+        print(f"  evaluation {key}: {value}")
+    for key in ("cases", "licences", "epochs", "hardware"):
+        if key in card.training:
+            print(f"  training {key}: {card.training[key]}")
+    return 0
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="CARD.json",
+                        help="model card of the model to use (default: the bundled model)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="where the network runs (default: auto = CUDA if available)")
+    parser.add_argument("-o", "--output", default="livertumorseg_output", metavar="OUTDIR",
+                        help="output folder (created if needed)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livertumorseg",
+                                     description="Segment the liver and liver tumors in abdominal CT.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    segment = commands.add_parser("segment", help="segment CT files (NIfTI or NRRD)")
+    segment.add_argument("inputs", nargs="+", metavar="INPUT")
+    _add_model_options(segment)
+    segment.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
+    segment.add_argument("--force", action="store_true",
+                         help="segment even when intensities do not look like CT Hounsfield units")
+    segment.add_argument("--min-lesion-mm3", type=float, metavar="MM3",
+                         help="drop tumor components smaller than this (default: model card's)")
+    segment.add_argument("--closing-mm", type=float, metavar="MM",
+                         help="morphological closing radius in mm (default: model card's)")
+    segment.add_argument("--all-liver-components", action="store_true",
+                         help="keep every liver component, not only the largest")
+    segment.set_defaults(handler=command_segment)
+
+    evaluate = commands.add_parser("evaluate", help="score predictions against reference labels")
+    evaluate.add_argument("--pred", required=True, help="predicted label file or folder")
+    evaluate.add_argument("--truth", required=True, help="reference label file or folder")
+    evaluate.add_argument("-o", "--output", default="livertumorseg_evaluation", metavar="OUTDIR")
+    evaluate.set_defaults(handler=command_evaluate)
+
+    demo = commands.add_parser("demo", help="segment the embedded sample and score it")
+    _add_model_options(demo)
+    demo.set_defaults(handler=command_demo, output="livertumorseg_demo")
+
+    info = commands.add_parser("info", help="model card summary, device and versions")
+    info.add_argument("--model", metavar="CARD.json")
+    info.set_defaults(handler=command_info)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `livertumorseg` console script."""
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
+    try:
+        return args.handler(args)
+    except LiverTumorSegError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; no partial output was left behind.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Exceptions the engine raises for problems a user can act on.
+
+Every message names the problem and what to do about it; the command line prints it as one line
+and the Slicer module shows it in a dialog.
+"""
+
+
+class LiverTumorSegError(Exception):
+    """Base class of every error the engine reports to a user."""
+
+
+class InputVolumeError(LiverTumorSegError):
+    """The input is not a CT volume the model can segment (shape, values, file)."""
+
+
+class ModelError(LiverTumorSegError):
+    """No usable model: card or weights missing, truncated or tampered with."""
+
+
+class OutputError(LiverTumorSegError):
+    """An output cannot be written."""
+
+
+class CancelledError(LiverTumorSegError):
+    """The user cancelled the run; nothing was written."""

@@ -1,0 +1,175 @@
+"""The model card: one JSON file that configures the network, its input and its post-processing.
+
+Training writes it, inference reads it; preprocessing takes every parameter from `InputSpec`, so the
+two can never drift apart. The card also records where the weights are and their SHA-256, the data the
+model was trained on (with licences) and its evaluation figures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+
+CLASS_NAMES = ("background", "liver", "tumor")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A CT display window in Hounsfield units."""
+
+    name: str
+    level: float
+    width: float
+
+    @property
+    def low(self) -> float:
+        return self.level - self.width / 2.0
+
+    @property
+    def high(self) -> float:
+        return self.level + self.width / 2.0
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a CT is turned into network input (shared by training and inference)."""
+
+    windows: tuple[Window, ...] = (Window("liver", 60.0, 400.0),)
+    histogram_channel: bool = False
+    histogram_bins: int = 256
+    context_slices: int = 1
+    pixel_size_mm: float = 1.5
+    size_multiple: int = 32
+
+    @property
+    def channels_per_slice(self) -> int:
+        return len(self.windows) + int(self.histogram_channel)
+
+    @property
+    def in_channels(self) -> int:
+        return self.channels_per_slice * (2 * self.context_slices + 1)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputSpec:
+        values = dict(data)
+        values["windows"] = tuple(Window(**w) for w in values.get("windows", []))
+        if not values["windows"] and not values.get("histogram_channel"):
+            raise ModelError("The model card's input has no window and no histogram channel.")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How the volume is traversed: a coarse pass on every n-th slice finds the liver, then a fine pass
+    runs only on the liver's slab and bounding box (plus a margin)."""
+
+    batch_size: int = 8
+    coarse_slice_step: int = 4
+    roi_margin_mm: float = 25.0
+    coarse_min_liver_ml: float = 20.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InferenceSpec:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class PostprocessingSpec:
+    """Spacing-aware clean-up of the raw label map; each step can be switched off."""
+
+    keep_largest_liver: bool = True
+    fill_liver_holes: bool = True
+    tumor_inside_liver_only: bool = True
+    min_lesion_volume_mm3: float = 100.0
+    closing_radius_mm: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PostprocessingSpec:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A segmentation-models-pytorch network: `smp.<name>(encoder_name, in_channels, classes)`."""
+
+    name: str = "Unet"
+    encoder_name: str = "resnet50"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything needed to rebuild, run and judge one trained model."""
+
+    name: str
+    architecture: Architecture
+    input: InputSpec
+    weights_file: str
+    weights_sha256: str
+    classes: tuple[str, ...] = CLASS_NAMES
+    inference: InferenceSpec = field(default_factory=InferenceSpec)
+    postprocessing: PostprocessingSpec = field(default_factory=PostprocessingSpec)
+    training: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def weights_path(self) -> Path:
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return base / self.weights_file
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("path")
+        data["classes"] = list(self.classes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> ModelCard:
+        try:
+            card = cls(
+                name=data["name"],
+                architecture=Architecture.from_dict(data["architecture"]),
+                input=InputSpec.from_dict(data["input"]),
+                weights_file=data["weights_file"],
+                weights_sha256=data["weights_sha256"],
+                classes=tuple(data.get("classes", CLASS_NAMES)),
+                inference=InferenceSpec.from_dict(data.get("inference", {})),
+                postprocessing=PostprocessingSpec.from_dict(data.get("postprocessing", {})),
+                training=data.get("training", {}),
+                evaluation=data.get("evaluation", {}),
+                path=path,
+            )
+        except (KeyError, TypeError) as exc:
+            where = f" {path}" if path else ""
+            raise ModelError(f"The model card{where} is malformed ({exc}); re-export it with "
+                             "`livertumorseg train` or restore the original file.") from exc
+        if card.classes != CLASS_NAMES:
+            raise ModelError(f"The model card's classes are {list(card.classes)}; this program "
+                             f"needs {list(CLASS_NAMES)}.")
+        return card
+
+    def save(self, path: Path) -> None:
+        """Write the card as JSON (atomically)."""
+        from ..volume.io import atomic_write_text  # local import: card must not pull nibabel eagerly
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def load_model_card(path: str | Path) -> ModelCard:
+    """Read a model card JSON file; raise `ModelError` with a clear message when it is unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"No model card at {path}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"The model card {path} cannot be read as JSON ({exc}).") from exc
+    return ModelCard.from_dict(data, path=path)

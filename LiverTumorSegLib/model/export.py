@@ -1,0 +1,31 @@
+"""Write a trained network as fp16 safetensors plus its model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .card import Architecture, InferenceSpec, InputSpec, ModelCard, PostprocessingSpec
+from .network import save_network_weights
+
+
+def export_model(network: torch.nn.Module, directory: Path, name: str, architecture: Architecture,
+                 input_spec: InputSpec, inference: InferenceSpec | None = None,
+                 postprocessing: PostprocessingSpec | None = None,
+                 training: dict[str, Any] | None = None,
+                 evaluation: dict[str, Any] | None = None,
+                 card_name: str = "model_card.json") -> ModelCard:
+    """Save `<directory>/<name>.safetensors` and the card that verifies it; return the card."""
+    directory = Path(directory)
+    weights_file = f"{name}.safetensors"
+    sha256 = save_network_weights(network, directory / weights_file)
+    card = ModelCard(name=name, architecture=architecture, input=input_spec,
+                     weights_file=weights_file, weights_sha256=sha256,
+                     inference=inference or InferenceSpec(),
+                     postprocessing=postprocessing or PostprocessingSpec(),
+                     training=training or {}, evaluation=evaluation or {},
+                     path=directory / card_name)
+    card.save(directory / card_name)
+    return card

@@ -1,0 +1,66 @@
+"""Spacing-aware clean-up of a raw label map (0 background, 1 liver, 2 tumor)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .model.card import PostprocessingSpec
+
+LIVER, TUMOR = 1, 2
+CONNECTIVITY = ndimage.generate_binary_structure(3, 1)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 6-connected component of a boolean mask (empty stays empty)."""
+    components, count = ndimage.label(mask, structure=CONNECTIVITY)
+    if count <= 1:
+        return components > 0
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == int(np.argmax(sizes))
+
+
+def ellipsoid_structure(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
+    """A ball of `radius_mm` on an anisotropic voxel grid (at least the centre voxel)."""
+    half = [int(np.floor(radius_mm / s)) for s in spacing]
+    grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
+    distance = sum((g * s / radius_mm) ** 2 for g, s in zip(grids, spacing)) if radius_mm > 0 else 0
+    return np.asarray(distance <= 1.0)
+
+
+def remove_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
+    """Drop 6-connected components with fewer than `min_voxels` voxels."""
+    components, count = ndimage.label(mask, structure=CONNECTIVITY)
+    if count == 0:
+        return mask
+    sizes = np.bincount(components.ravel())
+    keep = sizes >= min_voxels
+    keep[0] = False
+    return keep[components]
+
+
+def postprocess(labels: np.ndarray, spacing: tuple[float, float, float],
+                spec: PostprocessingSpec) -> np.ndarray:
+    """Apply the enabled steps in order: closing, largest liver, 3D hole filling, tumor inside
+    liver, small-lesion removal. Returns a new uint8 label map."""
+    organ = labels > 0
+    tumor = labels == TUMOR
+    if spec.closing_radius_mm > 0:
+        ball = ellipsoid_structure(spec.closing_radius_mm, spacing)
+        organ = ndimage.binary_closing(organ, structure=ball)
+        tumor = ndimage.binary_closing(tumor, structure=ball) & organ
+    if spec.keep_largest_liver:
+        organ = largest_component(organ)
+    if spec.fill_liver_holes:
+        organ = ndimage.binary_fill_holes(organ)
+    if spec.tumor_inside_liver_only:
+        tumor &= organ
+    else:
+        organ |= tumor
+    if spec.min_lesion_volume_mm3 > 0:
+        tumor = remove_small_components(tumor, spec.min_lesion_volume_mm3 / float(np.prod(spacing)))
+    out = organ.astype(np.uint8)
+    out[tumor] = TUMOR
+    return out
+
