@@ -17,6 +17,7 @@ from typing import Callable, Protocol, Union
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .errors import CancelledError
 from .inference import SlicePredictor, describe_device, resolve_device
@@ -156,8 +157,8 @@ class Segmenter:
         step_mm = spec.coarse_slice_step * spacing[2]
         if np.count_nonzero(liver) * spacing[0] * spacing[1] * step_mm / 1000.0 < spec.coarse_min_liver_ml:
             return None
-        found = np.argwhere(liver)
-        low, high = found.min(axis=0), found.max(axis=0)
+        box = ndimage.find_objects(liver.view(np.uint8))[0]
+        low, high = [b.start for b in box], [b.stop - 1 for b in box]
         shape = labels.shape
         margin = [int(np.ceil(spec.roi_margin_mm / s)) for s in spacing]
         x = slice(max(0, low[0] - margin[0]), min(shape[0], high[0] + margin[0] + 1))

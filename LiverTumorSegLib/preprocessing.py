@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .model.card import InputSpec
 
-HISTOGRAM_SAMPLE_VOXELS = 2_000_000
+HISTOGRAM_SAMPLE_VOXELS = 1_000_000
 
 
 def window_to_unit(hu: np.ndarray, low: float, high: float) -> np.ndarray:

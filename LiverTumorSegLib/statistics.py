@@ -50,7 +50,7 @@ def lesion_measurements(lesion: np.ndarray, offset: np.ndarray, affine: np.ndarr
         in_slice = np.argwhere(_boundary_voxels_2d(lesion[:, :, local_k]))
         ijk = np.column_stack([in_slice, np.full(len(in_slice), local_k)]) + offset
         axial = max(axial, max_distance_mm(_to_mm(affine, ijk)))
-    centroid = _to_mm(affine, (np.argwhere(lesion) + offset).mean(axis=0, keepdims=True))[0]
+    centroid = _to_mm(affine, np.asarray(ndimage.center_of_mass(lesion))[None] + offset)[0]
     return {
         "longest_axial_diameter_mm": axial,
         "max_diameter_mm": max_distance_mm(_to_mm(affine, boundary)),

@@ -11,6 +11,7 @@ from ..errors import InputVolumeError
 AIR_HU = -500.0
 MIN_AIR_FRACTION = 0.001
 MAX_MEDIAN_HU = 500.0
+SAMPLE_VOXELS = 1_000_000
 
 
 def as_scalar_3d(array: np.ndarray, name: str = "The volume") -> np.ndarray:
@@ -37,7 +38,7 @@ def check_ct_intensities(array: np.ndarray, force: bool = False, name: str = "Th
     With `force`, non-HU intensities only warn. Works on a strided subsample so that a large volume
     is never copied whole.
     """
-    step = max(1, int(round((array.size / 4e6) ** (1 / 3))))
+    step = max(1, int(np.ceil((array.size / SAMPLE_VOXELS) ** (1 / 3))))
     sample = np.asarray(array[::step, ::step, ::step], dtype=np.float32)
     if np.issubdtype(array.dtype, np.floating):
         bad = int(np.count_nonzero(~np.isfinite(array)))

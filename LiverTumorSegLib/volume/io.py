@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -63,7 +62,7 @@ def read_volume(path: str | Path) -> Volume:
             return _read_nrrd(path)
     except InputVolumeError:
         raise
-    except (OSError, EOFError, ValueError, zlib.error, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
         raise InputVolumeError(f"{path}: the file cannot be read ({type(exc).__name__}: {exc}); "
                                "it may be truncated or not a volume. Re-export it from the "
                                "scanner or viewer.") from exc
