@@ -11,21 +11,12 @@ from typing import Sequence
 
 from .errors import LiverTumorSegError, ModelError
 from .inference import DEVICE_CHOICES, describe_device, resolve_device
-from .model.card import ModelCard, PostprocessingSpec, load_model_card
-from .model.network import BUNDLED_MODEL_CARD
-
-SAMPLE_DIR = BUNDLED_MODEL_CARD.parents[1] / "Sample"
-SAMPLE_CT = SAMPLE_DIR / "lits117_crop_ct.nii.gz"
-SAMPLE_LABEL = SAMPLE_DIR / "lits117_crop_label.nii.gz"
+from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
+from .resources import SAMPLE_CT, SAMPLE_LABEL
 
 
 def _model_card(path: str | None) -> ModelCard:
-    card_path = Path(path) if path else BUNDLED_MODEL_CARD
-    if path is None and not card_path.is_file():
-        raise ModelError(f"No model is installed: {card_path} does not exist. The bundled weights "
-                         "come from training (README, 'Training the model'); pass --model CARD.json "
-                         "to use a model you trained.")
-    return load_model_card(card_path)
+    return resolve_model_card(Path(path) if path else None)
 
 
 def _progress_bar(label: str):

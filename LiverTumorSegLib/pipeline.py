@@ -21,8 +21,8 @@ from scipy import ndimage
 
 from .errors import CancelledError
 from .inference import SlicePredictor, describe_device, resolve_device
-from .model.card import ModelCard, PostprocessingSpec, load_model_card
-from .model.network import BUNDLED_MODEL_CARD, load_network
+from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
+from .model.network import load_network
 from .postprocessing import LIVER, largest_component, postprocess
 from .preprocessing import SliceEncoder, from_model_grid
 from .statistics import compute_statistics
@@ -63,7 +63,7 @@ class Segmenter:
 
     def __init__(self, card: ModelCard | str | Path | None = None, device: str = "auto"):
         started = time.perf_counter()
-        self.card = card if isinstance(card, ModelCard) else load_model_card(card or BUNDLED_MODEL_CARD)
+        self.card = resolve_model_card(card)
         self.device = resolve_device(device)
         self.fallback_messages: list[str] = []
         self.predictor = SlicePredictor(load_network(self.card), self.device,

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import data_case, synthetic_ct
 from LiverTumorSegLib import cli
+from LiverTumorSegLib.model import card as card_module
 
 
 def run_cli(*args, cwd=None):
@@ -99,7 +100,7 @@ def test_unwritable_output_folder(random_card, synthetic_input, tmp_path):
 
 
 def test_no_installed_model_is_said_plainly(monkeypatch, tmp_path, capsys, synthetic_input):
-    monkeypatch.setattr(cli, "BUNDLED_MODEL_CARD", tmp_path / "absent" / "model_card.json")
+    monkeypatch.setattr(card_module, "BUNDLED_MODEL_CARD", tmp_path / "absent" / "model_card.json")
     assert cli.main(["segment", str(synthetic_input), "-o", str(tmp_path / "out")]) == 2
     assert "No model is installed" in capsys.readouterr().err
     assert cli.main(["info"]) == 0

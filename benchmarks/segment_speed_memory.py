@@ -52,7 +52,7 @@ print(json.dumps({"total_seconds": time.perf_counter() - started,
 
 def benchmark_model(directory: Path) -> tuple[Path, str]:
     """The bundled model card, or a worst-case random network of the shipped architecture."""
-    from LiverTumorSegLib.model.network import BUNDLED_MODEL_CARD
+    from LiverTumorSegLib.resources import BUNDLED_MODEL_CARD, TRAINING_CONFIG
 
     if BUNDLED_MODEL_CARD.is_file():
         return BUNDLED_MODEL_CARD, "bundled weights"
@@ -62,7 +62,7 @@ def benchmark_model(directory: Path) -> tuple[Path, str]:
     from LiverTumorSegLib.model.export import export_model
     from LiverTumorSegLib.model.network import build_network
 
-    config = json.loads((REPO / "Resources" / "Model" / "training_config.json").read_text())
+    config = json.loads(TRAINING_CONFIG.read_text())
     architecture = Architecture.from_dict(config["architecture"])
     spec = InputSpec.from_dict(config["input"])
     torch.manual_seed(0)

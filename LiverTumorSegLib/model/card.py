@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..resources import BUNDLED_MODEL_CARD
 
 CLASS_NAMES = ("background", "liver", "tumor")
 
@@ -173,3 +174,16 @@ def load_model_card(path: str | Path) -> ModelCard:
     except (OSError, ValueError) as exc:
         raise ModelError(f"The model card {path} cannot be read as JSON ({exc}).") from exc
     return ModelCard.from_dict(data, path=path)
+
+
+def resolve_model_card(card: ModelCard | str | Path | None = None) -> ModelCard:
+    """The given card (object or path), or the bundled one; says plainly when none is installed."""
+    if isinstance(card, ModelCard):
+        return card
+    if card is None:
+        if not BUNDLED_MODEL_CARD.is_file():
+            raise ModelError(f"No model is installed: {BUNDLED_MODEL_CARD} does not exist. The "
+                             "bundled weights come from training (README, 'Training the model'); "
+                             "pass a model card you trained (--model CARD.json).")
+        card = BUNDLED_MODEL_CARD
+    return load_model_card(card)

@@ -13,10 +13,6 @@ import torch
 from ..errors import ModelError
 from .card import CLASS_NAMES, Architecture, ModelCard
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_MODEL_CARD = REPOSITORY_ROOT / "Resources" / "Model" / "model_card.json"
-
-
 def build_network(architecture: Architecture, in_channels: int) -> torch.nn.Module:
     """A randomly initialised segmentation-models-pytorch network (no pretrained download)."""
     import segmentation_models_pytorch as smp

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..segments import LIVER_SEGMENT, TUMOR_SEGMENT
 from ..volume.io import atomic_output
 from ..volume.orientation import plan_reorientation
 
-LIVER_COLOUR = (221 / 255, 130 / 255, 101 / 255)
-TUMOR_COLOUR = (0.2, 0.9, 0.3)
+LIVER_COLOUR = LIVER_SEGMENT.colour_unit
+TUMOR_COLOUR = TUMOR_SEGMENT.colour_unit
 DISPLAY_WINDOW_HU = (-160.0, 240.0)
 
 

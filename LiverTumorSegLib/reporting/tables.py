@@ -38,3 +38,31 @@ def statistics_summary(name: str, stats: dict) -> str:
     return head + "\n" + text_table(
         ["lesion", "volume mL", "axial diam mm", "3D diam mm", "size", "mean HU", "confidence",
          "centroid RAS mm"], rows)
+
+
+STATISTICS_COLUMNS = ("Structure", "Volume (mL)", "Parenchyma volume (mL)", "Count",
+                      "Tumor burden (%)", "Longest axial diameter (mm)", "Max 3D diameter (mm)",
+                      "Centroid R (mm)", "Centroid A (mm)", "Centroid S (mm)", "Mean HU",
+                      "Mean confidence", "Size category")
+TEXT_COLUMNS = ("Structure", "Size category")
+
+
+def statistics_rows(stats: dict) -> list[dict[str, Any]]:
+    """One row for the liver, one for all tumors, one per lesion (columns: STATISTICS_COLUMNS;
+    None where a column does not apply)."""
+    rows = [
+        {"Structure": "Liver", "Volume (mL)": stats["liver_volume_ml"],
+         "Parenchyma volume (mL)": stats["liver_parenchyma_volume_ml"],
+         "Mean confidence": stats["confidence"]},
+        {"Structure": "Tumor (all)", "Volume (mL)": stats["tumor_volume_ml"],
+         "Count": stats["tumor_count"], "Tumor burden (%)": stats["tumor_burden_percent"]},
+    ]
+    for lesion in stats["lesions"]:
+        r, a, s = lesion["centroid_ras_mm"]
+        rows.append({"Structure": f"Lesion {lesion['id']}", "Volume (mL)": lesion["volume_ml"],
+                     "Longest axial diameter (mm)": lesion["longest_axial_diameter_mm"],
+                     "Max 3D diameter (mm)": lesion["max_diameter_mm"],
+                     "Centroid R (mm)": r, "Centroid A (mm)": a, "Centroid S (mm)": s,
+                     "Mean HU": lesion["mean_hu"], "Mean confidence": lesion["mean_confidence"],
+                     "Size category": lesion["size_category"]})
+    return [{column: row.get(column) for column in STATISTICS_COLUMNS} for row in rows]

@@ -1,0 +1,233 @@
+"""MRML input/output of the engine: volume node in, `Liver` and `Tumor` segments and a statistics
+table out. Needs only Slicer's MRML classes, so it runs inside Slicer and headless with `slicer-core`.
+
+The work splits in three steps so that a GUI can run the middle one off the main thread:
+`volumeFromNode` (main thread, reads MRML), `compute` (any thread, no MRML), `applyResult` (main thread,
+writes MRML). `process` runs the three in a row. Nothing in the scene changes before `applyResult`, so
+an error or a cancel leaves the output node exactly as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import InputVolumeError, OutputError
+from .model.card import ModelCard, PostprocessingSpec
+from .pipeline import CancelCheck, SegmentationResult, Segmenter
+from .reporting.tables import STATISTICS_COLUMNS, TEXT_COLUMNS, statistics_rows
+from .segments import OUTPUT_SEGMENTS, SegmentStyle
+from .volume.io import Volume, atomic_output
+
+STATISTICS_TABLE_ROLE = "LiverTumorSegStatistics"
+
+
+def _slicer():
+    import slicer  # imported lazily so that the engine never needs Slicer
+
+    return slicer
+
+
+def _matrix_to_numpy(matrix) -> np.ndarray:
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _numpy_to_matrix(array: np.ndarray):
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, float(array[r, c]))
+    return matrix
+
+
+class LiverTumorSegLogic:
+    """Segments a CT volume node into `Liver` and `Tumor` segments with a statistics table."""
+
+    def __init__(self, scene, modelCard: ModelCard | str | Path | None = None):
+        slicer = _slicer()
+        self.scene = scene
+        self.modelCard = modelCard
+        self._segmenters: dict[str, Segmenter] = {}
+        self._lock = threading.Lock()
+        self._segmentationsLogic = slicer.vtkSlicerSegmentationsModuleLogic()
+        self._segmentationsLogic.SetMRMLScene(scene)
+
+    # ---- step 1: read the input (main thread) -------------------------------------------------
+    def volumeFromNode(self, inputVolumeNode) -> Volume:
+        """Voxels (as an i, j, k copy) and the IJK-to-RAS matrix of a scalar CT volume node."""
+        slicer = _slicer()
+        if inputVolumeNode is None:
+            raise InputVolumeError("No input volume was selected; choose a CT volume.")
+        if inputVolumeNode.IsA("vtkMRMLLabelMapVolumeNode"):
+            raise InputVolumeError(f"'{inputVolumeNode.GetName()}' is a labelmap, not a CT; choose "
+                                   "the CT volume itself.")
+        if not inputVolumeNode.IsA("vtkMRMLScalarVolumeNode") or inputVolumeNode.IsA(
+                "vtkMRMLVectorVolumeNode"):
+            raise InputVolumeError(f"'{inputVolumeNode.GetName()}' is a "
+                                   f"{inputVolumeNode.GetClassName()}, not a scalar CT volume.")
+        imageData = inputVolumeNode.GetImageData()
+        if imageData is None or imageData.GetNumberOfPoints() == 0:
+            raise InputVolumeError(f"'{inputVolumeNode.GetName()}' holds no image data.")
+        if imageData.GetNumberOfScalarComponents() != 1:
+            raise InputVolumeError(f"'{inputVolumeNode.GetName()}' has "
+                                   f"{imageData.GetNumberOfScalarComponents()} components per voxel "
+                                   "(colour?); a grey-level CT is needed.")
+        import vtk
+
+        voxels = np.array(slicer.util.arrayFromVolume(inputVolumeNode).transpose(2, 1, 0))
+        matrix = vtk.vtkMatrix4x4()
+        inputVolumeNode.GetIJKToRASMatrix(matrix)
+        return Volume(voxels, _matrix_to_numpy(matrix))
+
+    # ---- step 2: compute (any thread) ---------------------------------------------------------
+    def segmenter(self, device: str = "auto") -> Segmenter:
+        """The loaded model for a device, loaded once and kept."""
+        with self._lock:
+            if device not in self._segmenters:
+                self._segmenters[device] = Segmenter(self.modelCard, device=device)
+            return self._segmenters[device]
+
+    def compute(self, volume: Volume, device: str = "auto",
+                progressCallback: Callable[[float, str], None] | None = None,
+                cancelEvent: CancelCheck = None, force: bool = False,
+                postprocessing: PostprocessingSpec | None = None) -> SegmentationResult:
+        """Run the engine; touches no MRML, so it may run on a worker thread."""
+        return self.segmenter(device).segment(volume, force=force, postprocessing=postprocessing,
+                                              progress=progressCallback, cancel=cancelEvent)
+
+    # ---- step 3: write the output (main thread) -----------------------------------------------
+    def applyResult(self, result: SegmentationResult, inputVolumeNode,
+                    outputSegmentationNode=None):
+        """Write the `Liver` and `Tumor` segments and the statistics table; return the node.
+
+        Only the two segments named `Liver` and `Tumor` are replaced (their IDs kept); every other
+        segment of the node is left untouched.
+        """
+        slicer = _slicer()
+        if outputSegmentationNode is None:
+            outputSegmentationNode = self.scene.AddNewNodeByClass(
+                "vtkMRMLSegmentationNode", f"{inputVolumeNode.GetName()} liver segmentation")
+            outputSegmentationNode.CreateDefaultDisplayNodes()
+        outputSegmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(inputVolumeNode)
+        outputSegmentationNode.SetAndObserveTransformNodeID(inputVolumeNode.GetTransformNodeID())
+        segmentation = outputSegmentationNode.GetSegmentation()
+        labelsKji = np.ascontiguousarray(result.labels.transpose(2, 1, 0))
+        for style in OUTPUT_SEGMENTS:
+            segmentId = self._segmentFor(segmentation, style)
+            image = self._orientedImage(labelsKji == style.label, result.affine)
+            if not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+                    image, outputSegmentationNode, segmentId,
+                    slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE, image.GetExtent()):
+                raise OutputError(f"Could not write the {style.name} segment into "
+                                  f"'{outputSegmentationNode.GetName()}'.")
+        self.updateStatisticsTable(result.statistics, outputSegmentationNode)
+        return outputSegmentationNode
+
+    @staticmethod
+    def _segmentFor(segmentation, style: SegmentStyle) -> str:
+        segmentId = segmentation.GetSegmentIdBySegmentName(style.name)
+        if not segmentId:
+            segmentId = segmentation.AddEmptySegment(style.name, style.name, style.colour_unit)
+        segment = segmentation.GetSegment(segmentId)
+        segment.SetColor(*style.colour_unit)
+        segment.SetTerminology(style.terminology)
+        return segmentId
+
+    @staticmethod
+    def _orientedImage(maskKji: np.ndarray, ijkToRas: np.ndarray):
+        import vtk
+        from vtk.util import numpy_support
+
+        slicer = _slicer()
+        image = slicer.vtkOrientedImageData()
+        image.SetDimensions(maskKji.shape[2], maskKji.shape[1], maskKji.shape[0])
+        image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+        numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = maskKji.ravel()
+        image.SetImageToWorldMatrix(_numpy_to_matrix(ijkToRas))
+        return image
+
+    def updateStatisticsTable(self, statistics: dict, segmentationNode):
+        """Create or refresh the table referenced by the segmentation node (one row per structure)."""
+        import vtk
+
+        table = segmentationNode.GetNodeReference(STATISTICS_TABLE_ROLE)
+        if table is None:
+            table = self.scene.AddNewNodeByClass("vtkMRMLTableNode",
+                                                 f"{segmentationNode.GetName()} statistics")
+            segmentationNode.SetNodeReferenceID(STATISTICS_TABLE_ROLE, table.GetID())
+        rows = statistics_rows(statistics)
+        vtkTable = table.GetTable()
+        vtkTable.Initialize()
+        for column in STATISTICS_COLUMNS:
+            array = vtk.vtkStringArray() if column in TEXT_COLUMNS else vtk.vtkDoubleArray()
+            array.SetName(column)
+            for row in rows:
+                value = row[column]
+                if column in TEXT_COLUMNS:
+                    array.InsertNextValue("" if value is None else str(value))
+                else:
+                    array.InsertNextValue(np.nan if value is None else float(value))
+            vtkTable.AddColumn(array)
+        table.Modified()
+        return table
+
+    # ---- all three in a row -------------------------------------------------------------------
+    def process(self, inputVolumeNode, outputSegmentationNode=None, device: str = "auto",
+                progressCallback: Callable[[float, str], None] | None = None,
+                cancelEvent: CancelCheck = None, force: bool = False,
+                postprocessing: PostprocessingSpec | None = None) -> dict[str, Any]:
+        """Segment `inputVolumeNode`; return the statistics dictionary the CLI writes as JSON."""
+        volume = self.volumeFromNode(inputVolumeNode)
+        result = self.compute(volume, device, progressCallback, cancelEvent, force, postprocessing)
+        self.lastSegmentationNode = self.applyResult(result, inputVolumeNode, outputSegmentationNode)
+        return result.statistics
+
+    # ---- exports ------------------------------------------------------------------------------
+    def exportSegmentation(self, segmentationNode, path: str | Path) -> None:
+        """Save the segmentation as `.seg.nrrd` (segments, colours and terminology kept)."""
+        slicer = _slicer()
+        storage = slicer.vtkMRMLSegmentationStorageNode()
+        with atomic_output(Path(path)) as tmp:
+            storage.SetFileName(str(tmp))
+            if not storage.WriteData(segmentationNode):
+                raise OutputError(f"Could not write {path}.")
+
+    def _labelmapNode(self, segmentationNode, referenceVolumeNode):
+        """A temporary labelmap node (Liver = 1, Tumor = 2) on the reference grid; caller removes it."""
+        import vtk
+
+        segmentation = segmentationNode.GetSegmentation()
+        ids = vtk.vtkStringArray()
+        for style in OUTPUT_SEGMENTS:
+            ids.InsertNextValue(segmentation.GetSegmentIdBySegmentName(style.name))
+        labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__export__")
+        if not self._segmentationsLogic.ExportSegmentsToLabelmapNode(segmentationNode, ids, labelmap,
+                                                                     referenceVolumeNode):
+            self.scene.RemoveNode(labelmap)
+            raise OutputError(f"Could not export '{segmentationNode.GetName()}' to a labelmap.")
+        return labelmap
+
+    def labelArray(self, segmentationNode, referenceVolumeNode) -> np.ndarray:
+        """The Liver/Tumor segments as one (i, j, k) uint8 array on the reference volume's grid."""
+        labelmap = self._labelmapNode(segmentationNode, referenceVolumeNode)
+        try:
+            return np.array(_slicer().util.arrayFromVolume(labelmap).transpose(2, 1, 0), np.uint8)
+        finally:
+            self.scene.RemoveNode(labelmap)
+
+    def exportLabelmap(self, segmentationNode, referenceVolumeNode, path: str | Path) -> None:
+        """Save Liver = 1 and Tumor = 2 as a labelmap (NIfTI or NRRD) on the reference volume grid."""
+        labelmap = self._labelmapNode(segmentationNode, referenceVolumeNode)
+        try:
+            storage = _slicer().vtkMRMLVolumeArchetypeStorageNode()
+            with atomic_output(Path(path)) as tmp:
+                storage.SetFileName(str(tmp))
+                if not storage.WriteData(labelmap):
+                    raise OutputError(f"Could not write {path}.")
+        finally:
+            self.scene.RemoveNode(labelmap)

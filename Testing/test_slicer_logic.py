@@ -1,0 +1,191 @@
+"""The MRML logic with real Slicer classes (slicer-core, headless) and a small random model."""
+
+import threading
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
+import vtk  # noqa: E402  (after the importorskip)
+
+from conftest import data_case, synthetic_ct  # noqa: E402
+from LiverTumorSegLib.errors import CancelledError, InputVolumeError  # noqa: E402
+from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
+from LiverTumorSegLib.reporting.tables import statistics_rows  # noqa: E402
+from LiverTumorSegLib.segments import LIVER_SEGMENT, TUMOR_SEGMENT  # noqa: E402
+from LiverTumorSegLib.selftest import load_volume_node, run_self_test, table_rows  # noqa: E402
+from LiverTumorSegLib.slicer_logic import STATISTICS_TABLE_ROLE, LiverTumorSegLogic  # noqa: E402
+from LiverTumorSegLib.volume.io import Volume, read_volume  # noqa: E402
+from LiverTumorSegLib.workflow import segment_file  # noqa: E402
+
+
+@pytest.fixture
+def scene():
+    return slicer.vtkMRMLScene()
+
+
+@pytest.fixture
+def logic(scene, random_card):
+    return LiverTumorSegLogic(scene, random_card)
+
+
+def volume_node(scene, array_ijk, affine, cls="vtkMRMLScalarVolumeNode", name="CT"):
+    node = scene.AddNewNodeByClass(cls, name)
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(array_ijk.transpose(2, 1, 0)))
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, affine[r, c])
+    node.SetIJKToRASMatrix(matrix)
+    return node
+
+
+def _affine(spacing=(1.5, 1.5, 3.0)):
+    affine = np.diag(list(spacing) + [1.0])
+    affine[:3, 3] = (5.0, -7.0, 11.0)
+    return affine
+
+
+@pytest.mark.parametrize("case", ["tiny64", "lits117_crop"])
+def test_self_test_passes_on_real_cases(scene, random_card, case):
+    ct, label = data_case(case)
+    report = run_self_test(scene, ct, label, modelCard=random_card, device="cpu")
+    assert report["metrics"]["liver"]["dice"] is not None
+    assert set(report["segment_ids"]) == {"Liver", "Tumor"}
+
+
+def test_self_test_on_a_full_resolution_case(scene, liver_everywhere_card):
+    ct, label = data_case("chaos_ct3")
+    report = run_self_test(scene, ct, label, modelCard=liver_everywhere_card, device="cpu")
+    assert report["statistics"]["liver_volume_ml"] > 0
+
+
+def test_segments_equal_the_command_line_output(scene, logic, random_card, tmp_path):
+    ct_path, _ = data_case("tiny64")
+    result, outputs = segment_file(Segmenter(random_card, "cpu"), ct_path, tmp_path)
+    node = load_volume_node(scene, ct_path)
+    statistics = logic.process(node, device="cpu")
+    segmentation = logic.lastSegmentationNode
+    cli_labels = np.asarray(read_volume(outputs.segmentation).array)
+    np.testing.assert_array_equal(logic.labelArray(segmentation, node), cli_labels)
+    for key in ("liver_volume_ml", "tumor_volume_ml", "tumor_count", "tumor_burden_percent", "lesions"):
+        assert statistics[key] == result.statistics[key]
+    assert segmentation.GetName() == "tiny64_ct liver segmentation"
+
+
+def test_table_rows_hold_the_engine_statistics(scene, logic):
+    node = volume_node(scene, synthetic_ct(), _affine())
+    statistics = logic.process(node, device="cpu")
+    table = logic.lastSegmentationNode.GetNodeReference(STATISTICS_TABLE_ROLE)
+    rows = table_rows(table)
+    expected = statistics_rows(statistics)
+    assert len(rows) == len(expected) == 2 + statistics["tumor_count"]
+    for row, want in zip(rows, expected):
+        for column, value in want.items():
+            if isinstance(value, float):
+                assert row[column] == pytest.approx(value)
+            else:
+                assert row[column] == (value if value is not None else ("" if column in
+                                       ("Structure", "Size category") else None))
+    assert "Volume (mL)" in rows[0] and "Longest axial diameter (mm)" in rows[0]
+    # a re-run refreshes the same table instead of adding one
+    logic.process(node, logic.lastSegmentationNode, device="cpu")
+    assert scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems() == 1
+
+
+def test_other_segments_are_untouched_and_ids_stable(scene, logic):
+    node = volume_node(scene, synthetic_ct(), _affine())
+    segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "mine")
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(node)
+    mine = np.zeros((48, 40, 24), np.uint8)
+    mine[2:6, 2:6, 2:6] = 1
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        LiverTumorSegLogic._orientedImage(mine.transpose(2, 1, 0).copy(), _affine()),
+        segmentation_node, segmentation_node.GetSegmentation().AddEmptySegment("kidney", "Kidney"),
+        slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    assert _segment_voxels(segmentation_node, "kidney") == 64
+    logic.process(node, segmentation_node, device="cpu")
+    segmentation = segmentation_node.GetSegmentation()
+    liver_id = segmentation.GetSegmentIdBySegmentName("Liver")
+    logic.process(node, segmentation_node, device="cpu")
+    assert segmentation.GetSegmentIdBySegmentName("Liver") == liver_id
+    assert segmentation.GetNumberOfSegments() == 3
+    assert segmentation.GetSegment("kidney").GetName() == "Kidney"
+    assert _segment_voxels(segmentation_node, "kidney") == 64
+
+
+def _segment_voxels(segmentation_node, segment_id):
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+    image = segment.GetRepresentation(
+        slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName())
+    return int(np.count_nonzero(vtk_to_numpy(image.GetPointData().GetScalars())
+                                == segment.GetLabelValue()))
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_flipped_and_oblique_ijk_to_ras(scene, logic, random_card, oblique):
+    ct = synthetic_ct((40, 36, 24))
+    affine = _affine()
+    affine[:3, 0] *= -1          # i runs to the left
+    affine[:3, [1, 2]] = affine[:3, [2, 1]]  # j and k swapped: slices are not along k
+    if oblique:
+        angle = np.radians(20)
+        rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0],
+                             [0, 0, 1]])
+        affine[:3, :3] = rotation @ affine[:3, :3]
+    node = volume_node(scene, ct, affine)
+    logic.process(node, device="cpu")
+    expected = Segmenter(random_card, "cpu").segment(Volume(ct, affine)).labels
+    np.testing.assert_array_equal(logic.labelArray(logic.lastSegmentationNode, node), expected)
+
+
+def test_cancel_leaves_the_output_node_as_it_was(scene, logic):
+    node = volume_node(scene, synthetic_ct(), _affine())
+    segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "out")
+    segmentation_node.GetSegmentation().AddEmptySegment("keep", "Keep")
+    mtime = segmentation_node.GetMTime()
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError):
+        logic.process(node, segmentation_node, device="cpu", cancelEvent=cancel)
+    assert segmentation_node.GetSegmentation().GetNumberOfSegments() == 1
+    assert segmentation_node.GetMTime() == mtime
+    assert scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems() == 0
+
+
+def test_bad_inputs_raise_and_change_nothing(scene, logic):
+    ct = synthetic_ct()
+    labelmap = volume_node(scene, (ct > 0).astype(np.uint8), _affine(), "vtkMRMLLabelMapVolumeNode")
+    vector = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "rgb")
+    empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
+    mri = volume_node(scene, np.abs(ct) + 50, _affine(), name="mri")
+    count = scene.GetNumberOfNodes()
+    for node, message in [(labelmap, "labelmap"), (vector, "not a scalar CT"),
+                          (empty, "no image data"), (mri, "does not look like a CT"),
+                          (None, "No input volume")]:
+        with pytest.raises(InputVolumeError, match=message):
+            logic.process(node, device="cpu")
+    assert scene.GetNumberOfNodes() == count
+
+
+def test_seg_nrrd_and_labelmap_exports_round_trip(scene, logic, tmp_path):
+    node = volume_node(scene, synthetic_ct(), _affine())
+    logic.process(node, device="cpu")
+    segmentation_node = logic.lastSegmentationNode
+    logic.exportSegmentation(segmentation_node, tmp_path / "out.seg.nrrd")
+    reloaded = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "reloaded")
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    storage.SetFileName(str(tmp_path / "out.seg.nrrd"))
+    assert storage.ReadData(reloaded)
+    segmentation = reloaded.GetSegmentation()
+    for style in (LIVER_SEGMENT, TUMOR_SEGMENT):
+        segment = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(style.name))
+        assert segment.GetTerminology() == style.terminology
+    labels = logic.labelArray(segmentation_node, node)
+    np.testing.assert_array_equal(logic.labelArray(reloaded, node), labels)
+    logic.exportLabelmap(segmentation_node, node, tmp_path / "labels.nii.gz")
+    exported = read_volume(tmp_path / "labels.nii.gz")
+    np.testing.assert_array_equal(np.asarray(exported.array), labels)
+    assert not list(tmp_path.glob("*.partial*"))
