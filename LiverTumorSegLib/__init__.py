@@ -5,13 +5,25 @@ Typical use::
     from LiverTumorSegLib import Segmenter, read_volume
     result = Segmenter().segment(read_volume("ct.nii.gz"))
     result.labels, result.statistics
+
+Importing the package is cheap and needs no torch: the names below load their modules on first use,
+so that Slicer can import the module (and offer to install torch) on a machine without it.
 """
 
-from .errors import CancelledError, InputVolumeError, LiverTumorSegError, ModelError, OutputError
-from .pipeline import SegmentationResult, Segmenter
-from .volume.io import Volume, read_volume
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = ["CancelledError", "InputVolumeError", "LiverTumorSegError", "ModelError", "OutputError",
-           "SegmentationResult", "Segmenter", "Volume", "read_volume", "__version__"]
+_EXPORTS = {
+    "CancelledError": "errors", "InputVolumeError": "errors", "LiverTumorSegError": "errors",
+    "ModelError": "errors", "OutputError": "errors",
+    "SegmentationResult": "pipeline", "Segmenter": "pipeline",
+    "Volume": "volume.io", "read_volume": "volume.io",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

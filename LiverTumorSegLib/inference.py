@@ -30,7 +30,22 @@ def describe_device(device: torch.device) -> str:
     """A human-readable device name, e.g. 'cuda (NVIDIA H100 80GB HBM3)' or 'cpu (2 threads)'."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    precision = "bf16" if autocast_dtype(device) else "fp32"
+    return f"cpu ({torch.get_num_threads()} threads, {precision})"
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast is ~2.5x
+    faster than float32 for this network; elsewhere it would be slower, so float32 is used."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed-precision type for inference on `device` (None: plain float32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else None
 
 
 class SlicePredictor:
@@ -61,11 +76,9 @@ class SlicePredictor:
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=dtype):
-                logits = self.network(images)
-        else:
+        dtype = autocast_dtype(self.device)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             logits = self.network(images)
         return torch.softmax(logits.float(), dim=1).cpu()
 

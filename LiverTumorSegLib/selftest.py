@@ -47,11 +47,12 @@ def table_rows(tableNode) -> list[dict[str, Any]]:
     return rows
 
 
-def run_self_test(scene, ct_path: str | Path, label_path: str | Path | None = None,
+def run_self_test(scene, ct, label_path: str | Path | None = None,
                   modelCard: ModelCard | str | Path | None = None, device: str = "auto") -> dict:
-    """Segment a CT through the logic and check everything a Slicer user relies on."""
+    """Segment a CT (a file path or a scalar volume node already in `scene`) through the logic and
+    check everything a Slicer user relies on."""
     logic = LiverTumorSegLogic(scene, modelCard)
-    volumeNode = load_volume_node(scene, ct_path)
+    volumeNode = ct if hasattr(ct, "GetImageData") else load_volume_node(scene, ct)
     segmentationNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "self-test")
     segmentationNode.CreateDefaultDisplayNodes()
     foreignId = segmentationNode.GetSegmentation().AddEmptySegment("", "Gallbladder", (0.2, 0.8, 0.2))

@@ -1,0 +1,399 @@
+"""3D Slicer module: segment the liver and liver tumors in a CT with the LiverTumorSeg engine.
+
+This file only binds the panel and Slicer to `LiverTumorSegLib`; every computation lives there.
+"""
+
+import json
+import os
+import queue
+import sys
+import threading
+from typing import Annotated, Optional
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+# In a source checkout the engine sits beside this module's folder; when installed, beside this file.
+_CHECKOUT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "LiverTumorSegLib")) \
+        and _CHECKOUT_ROOT not in sys.path:
+    sys.path.append(_CHECKOUT_ROOT)
+
+from LiverTumorSegLib import resources  # noqa: E402  (path set up above)
+from LiverTumorSegLib.dependencies import (TORCH_IMPORTS, missing_requirements,  # noqa: E402
+                                           protective_constraints)
+
+DEVICES = {"Auto": "auto", "GPU": "cuda", "CPU": "cpu"}
+
+
+def _modelCardSummary() -> str:
+    """Accuracy and training data of the bundled model, for the help text."""
+    if not resources.BUNDLED_MODEL_CARD.is_file():
+        return ("<p><b>No trained model is installed in this build.</b> The bundled weights come from "
+                "the project's training pipeline; see the README.</p>")
+    card = json.loads(resources.BUNDLED_MODEL_CARD.read_text(encoding="utf-8"))
+    training = card.get("training", {})
+    evaluation = card.get("evaluation", {})
+    lines = [f"<p>Model: {card['name']} ({card['architecture']['name']} with a "
+             f"{card['architecture']['encoder_name']} encoder).</p>"]
+    if training.get("cases"):
+        lines.append(f"<p>Trained on: {', '.join(training['cases'])}. Licences: "
+                     f"{training.get('licences', 'see the model card')}.</p>")
+    for key, value in evaluation.items():
+        lines.append(f"<p>{key}: {value}</p>")
+    return "".join(lines)
+
+
+class LiverTumorSeg(ScriptedLoadableModule):
+    """Module description shown in Slicer's module list and help panel."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Liver Tumor Segmentation"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["LiverTumorSeg developers"]
+        self.parent.helpText = (
+            "<p>Segments the liver and liver tumors in an abdominal CT (Hounsfield units) with a 2.5D "
+            "ResNet50 U-Net that runs on the GPU when there is one and on the CPU otherwise. Output: "
+            "<i>Liver</i> and <i>Tumor</i> segments with standard terminology, and a table with liver "
+            "volume, tumor count, tumor burden and per-lesion volume, diameters and position.</p>"
+            + _modelCardSummary() +
+            "<p>For research use only; not a medical device. Check every result.</p>")
+        self.parent.icon = qt.QIcon(str(resources.MODULE_ICON))
+        self.parent.acknowledgementText = (
+            "Training and test CT: 3D-IRCADb-01 (IRCAD, CC BY-NC-ND 4.0), CHAOS challenge, LiTS / "
+            "Medical Segmentation Decathlon Task03 (CC BY-SA 4.0), TotalSegmentator example CT. "
+            "Network: segmentation-models-pytorch.")
+
+
+@parameterNodeWrapper
+class LiverTumorSegParameterNode:
+    """The panel's state, saved with the scene."""
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    outputSegmentation: vtkMRMLSegmentationNode
+    device: Annotated[str, Choice(list(DEVICES))] = "Auto"
+    minimumLesionVolume: Annotated[float, WithinRange(0.0, 100000.0)] = 100.0
+    keepLargestLiver: bool = True
+    closingRadius: Annotated[float, WithinRange(0.0, 20.0)] = 0.0
+
+
+class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel. Inference runs on a worker thread; a timer relays its progress and applies the
+    result to MRML on the main thread, so Slicer never freezes and Apply becomes Cancel meanwhile."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._run = None  # (thread, cancel event, message queue, input node, output node)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(100)
+        self._timer.connect("timeout()", self._poll)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(str(resources.MODULE_UI))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LiverTumorSegLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.show3DButton.connect("clicked(bool)", self.onShow3D)
+        self._disableUnavailableGpu()
+        self.ui.progressBar.hide()
+        self.initializeParameterNode()
+
+    def _disableUnavailableGpu(self) -> None:
+        """Grey out GPU when torch is missing or sees no CUDA device (checked without importing
+        torch when it is not installed)."""
+        available = False
+        if not missing_requirements(TORCH_IMPORTS):
+            import torch
+
+            available = torch.cuda.is_available()
+        item = self.ui.deviceComboBox.model().item(self.ui.deviceComboBox.findText("GPU"))
+        if item is not None and not available:
+            item.setEnabled(False)
+            item.setToolTip("No CUDA GPU is usable by PyTorch here.")
+
+    def cleanup(self) -> None:
+        self._cancelRun()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self._cancelRun()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first and not first.IsA("vtkMRMLLabelMapVolumeNode"):
+                self._parameterNode.inputVolume = first
+
+    def setParameterNode(self, parameterNode: Optional[LiverTumorSegParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self._updateButtons()
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        running = self._run is not None
+        self.ui.applyButton.text = "Cancel" if running else "Apply"
+        self.ui.applyButton.toolTip = ("Stop the segmentation; nothing is changed." if running else
+                                       "Segment the liver and liver tumors.")
+        self.ui.applyButton.enabled = running or bool(self._parameterNode and
+                                                      self._parameterNode.inputVolume)
+        for widget in (self.ui.inputsCollapsibleButton, self.ui.advancedCollapsibleButton):
+            widget.enabled = not running
+
+    # ---- running ------------------------------------------------------------------------------
+    def onApplyButton(self) -> None:
+        if self._run is not None:
+            self._run[1].set()
+            self.ui.statusLabel.text = "Cancelling..."
+            return
+        if not self.logic.ensureDependencies():
+            return
+        parameters = self._parameterNode
+        try:
+            volume = self.logic.volumeFromNode(parameters.inputVolume)
+            postprocessing = self.logic.postprocessingOptions(
+                parameters.minimumLesionVolume, parameters.keepLargestLiver, parameters.closingRadius)
+        except Exception as exc:  # noqa: BLE001 - show any engine error to the user
+            slicer.util.errorDisplay(str(exc), windowTitle="Liver Tumor Segmentation")
+            return
+        cancel, messages = threading.Event(), queue.Queue()
+        device = DEVICES[parameters.device]
+
+        def work():
+            try:
+                result = self.logic.compute(volume, device, lambda f, m: messages.put(("progress", f, m)),
+                                            cancel, postprocessing=postprocessing)
+                messages.put(("done", result, None))
+            except Exception as exc:  # noqa: BLE001 - relayed to the main thread
+                messages.put(("error", exc, None))
+
+        thread = threading.Thread(target=work, name="LiverTumorSeg", daemon=True)
+        self._run = (thread, cancel, messages, parameters.inputVolume, parameters.outputSegmentation)
+        self.ui.progressBar.value = 0
+        self.ui.progressBar.show()
+        self.ui.statusLabel.text = "Loading the model..."
+        self._updateButtons()
+        thread.start()
+        self._timer.start()
+
+    def _poll(self) -> None:
+        """Main thread: show progress; apply the result to MRML when the worker is done."""
+        if self._run is None:
+            self._timer.stop()
+            return
+        _, _, messages, inputNode, outputNode = self._run
+        while not messages.empty():
+            kind, value, message = messages.get()
+            if kind == "progress":
+                self.ui.progressBar.value = int(100 * value)
+                self.ui.statusLabel.text = message
+                continue
+            self._finishRun()
+            if kind == "error":
+                from LiverTumorSegLib.errors import CancelledError
+
+                if isinstance(value, CancelledError):
+                    self.ui.statusLabel.text = "Cancelled; nothing was changed."
+                else:
+                    self.ui.statusLabel.text = "Failed."
+                    slicer.util.errorDisplay(str(value), windowTitle="Liver Tumor Segmentation")
+                return
+            with slicer.util.tryWithErrorDisplay("Could not store the segmentation.", waitCursor=True):
+                node = self.logic.applyResult(value, inputNode, outputNode)
+                self._parameterNode.outputSegmentation = node
+                self._showResults(node, value.statistics)
+            return
+
+    def _finishRun(self) -> None:
+        self._timer.stop()
+        self._run = None
+        self.ui.progressBar.hide()
+        self._updateButtons()
+
+    def _cancelRun(self) -> None:
+        if self._run is not None:
+            self._run[1].set()
+            self._run[0].join(timeout=30)
+            self._finishRun()
+
+    def _showResults(self, segmentationNode, statistics: dict) -> None:
+        from LiverTumorSegLib.slicer_logic import STATISTICS_TABLE_ROLE
+
+        table = segmentationNode.GetNodeReference(STATISTICS_TABLE_ROLE)
+        self.ui.resultsTableView.setMRMLTableNode(table)
+        self.ui.statusLabel.text = (
+            f"Liver {statistics['liver_volume_ml']:.0f} mL, {statistics['tumor_count']} tumor(s), "
+            f"burden {statistics['tumor_burden_percent']:.1f}% ({statistics['seconds']:.1f} s on "
+            f"{statistics['device']})")
+        for warning in statistics.get("warnings", []):
+            slicer.util.warningDisplay(warning, windowTitle="Liver Tumor Segmentation")
+
+    def onShow3D(self) -> None:
+        node = self._parameterNode.outputSegmentation if self._parameterNode else None
+        if node is not None:
+            node.CreateClosedSurfaceRepresentation()
+            layoutManager = slicer.app.layoutManager()
+            if layoutManager.threeDWidget(0):
+                layoutManager.threeDWidget(0).threeDView().resetFocalPoint()
+
+
+class LiverTumorSegLogic(ScriptedLoadableModuleLogic):
+    """The engine's MRML logic bound to `slicer.mrmlScene`, plus dependency installation.
+
+    Console use: `LiverTumorSeg.LiverTumorSegLogic().process(slicer.util.getNode("CT"))`.
+    """
+
+    def __init__(self, modelCard=None) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._engineLogic = None
+        self._modelCard = modelCard
+
+    def getParameterNode(self):
+        return LiverTumorSegParameterNode(super().getParameterNode())
+
+    @property
+    def engine(self):
+        """The headless `LiverTumorSegLib.slicer_logic.LiverTumorSegLogic` on the current scene."""
+        if self._engineLogic is None or self._engineLogic.scene is not slicer.mrmlScene:
+            from LiverTumorSegLib.slicer_logic import LiverTumorSegLogic as EngineLogic
+
+            self._engineLogic = EngineLogic(slicer.mrmlScene, self._modelCard)
+        return self._engineLogic
+
+    def __getattr__(self, name):
+        # process, volumeFromNode, compute, applyResult, exportSegmentation, ... come from the engine
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+    @staticmethod
+    def postprocessingOptions(minimumLesionVolume: float, keepLargestLiver: bool,
+                              closingRadius: float):
+        import dataclasses
+
+        from LiverTumorSegLib.model.card import PostprocessingSpec, resolve_model_card
+
+        base = resolve_model_card(None).postprocessing if resources.BUNDLED_MODEL_CARD.is_file() \
+            else PostprocessingSpec()
+        return dataclasses.replace(base, min_lesion_volume_mm3=float(minimumLesionVolume),
+                                   keep_largest_liver=bool(keepLargestLiver),
+                                   closing_radius_mm=float(closingRadius))
+
+    def ensureDependencies(self, askConfirmation: bool = True) -> bool:
+        """Install missing packages after asking, on the main thread, never replacing Slicer's."""
+        missing = missing_requirements()
+        if not missing:
+            return True
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+                "Liver Tumor Segmentation needs these Python packages, which are not installed: "
+                + ", ".join(missing) + ". Install them now? (This can take several minutes; "
+                "packages that Slicer ships are not changed.)", windowTitle="Install packages"):
+            return False
+        try:
+            if missing_requirements(TORCH_IMPORTS):
+                self._installTorch()
+            constraints = os.path.join(slicer.app.temporaryPath, "LiverTumorSeg-constraints.txt")
+            with open(constraints, "w", encoding="utf-8") as handle:
+                handle.write(protective_constraints())
+            remaining = missing_requirements()
+            if remaining:
+                if hasattr(slicer, "pydeps") and hasattr(slicer.pydeps, "pip_ensure"):
+                    from packaging.requirements import Requirement
+
+                    slicer.pydeps.pip_ensure([Requirement(r) for r in remaining],
+                                             constraints=constraints, requester="LiverTumorSeg")
+                else:
+                    slicer.util.pip_install(" ".join(f'"{r}"' for r in remaining)
+                                            + f' -c "{constraints}"')
+        except Exception as exc:  # noqa: BLE001 - tell the user what failed
+            slicer.util.errorDisplay(f"Installing Python packages failed: {exc}",
+                                     windowTitle="Liver Tumor Segmentation")
+            return False
+        still = missing_requirements()
+        if still:
+            slicer.util.errorDisplay("These packages are still missing: " + ", ".join(still),
+                                     windowTitle="Liver Tumor Segmentation")
+        return not still
+
+    @staticmethod
+    def _installTorch() -> None:
+        try:
+            import PyTorchUtils
+        except ImportError as exc:
+            raise RuntimeError("PyTorch is not installed. Install the 'PyTorch' extension from the "
+                               "Extensions Manager, restart Slicer, and try again.") from exc
+        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
+            raise RuntimeError("The PyTorch extension could not install torch for this computer.")
+
+
+class LiverTumorSegTest(ScriptedLoadableModuleTest):
+    """Reload and Test: segment Slicer's CTLiver sample (or the embedded sample) and check segments,
+    terminology, colours, geometry, segment-ID stability and the statistics table. The checks are
+    `LiverTumorSegLib.selftest.run_self_test`, which pytest also runs headless."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_LiverTumorSeg_selfTest()
+
+    def test_LiverTumorSeg_selfTest(self):
+        from LiverTumorSegLib.selftest import run_self_test
+
+        self.delayDisplay("Starting the self-test")
+        ct, labelPath = self._input()
+        report = run_self_test(slicer.mrmlScene, ct, labelPath)
+        statistics = report["statistics"]
+        self.delayDisplay(f"Liver {statistics['liver_volume_ml']:.0f} mL, "
+                          f"{statistics['tumor_count']} tumor(s); checks passed")
+
+    def _input(self):
+        """Slicer's CTLiver sample (a volume node) when it can be downloaded, else the embedded
+        demo sample (a file, with its reference label)."""
+        try:
+            import SampleData
+
+            node = SampleData.downloadSample("CTLiver")
+            if node is not None:
+                return node, None
+        except Exception:  # noqa: BLE001 - offline: use the embedded sample
+            pass
+        return str(resources.SAMPLE_CT), str(resources.SAMPLE_LABEL)
