@@ -13,6 +13,7 @@ from .errors import LiverTumorSegError, ModelError
 from .inference import DEVICE_CHOICES, describe_device, resolve_device
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from .resources import SAMPLE_CT, SAMPLE_LABEL
+from .training.cli import add_training_commands
 
 
 def _model_card(path: str | None) -> ModelCard:
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", metavar="CARD.json")
     info.set_defaults(handler=command_info)
 
+    add_training_commands(commands)
     return parser
 
 

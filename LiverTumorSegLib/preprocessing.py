@@ -60,11 +60,15 @@ def model_grid(native_size: tuple[int, int], spacing_xy: tuple[float, float],
 class SliceEncoder:
     """Builds network input for chosen axial slices of one canonical volume (i, j, k = R, A, S)."""
 
-    def __init__(self, volume: np.ndarray, spacing: tuple[float, float, float], spec: InputSpec):
+    def __init__(self, volume: np.ndarray, spacing: tuple[float, float, float], spec: InputSpec,
+                 edges: np.ndarray | None = None):
+        """`edges`: histogram bins computed on the whole volume, for an encoder of a sub-block."""
         self.volume = volume
         self.spacing_xy = (float(spacing[0]), float(spacing[1]))
         self.spec = spec
-        self.edges = histogram_edges(volume, spec.histogram_bins) if spec.histogram_channel else None
+        if edges is None and spec.histogram_channel:
+            edges = histogram_edges(volume, spec.histogram_bins)
+        self.edges = edges if spec.histogram_channel else None
 
     def grid(self, region: tuple[slice, slice] | None = None) -> ModelGrid:
         return model_grid(self._region_size(region), self.spacing_xy, self.spec)

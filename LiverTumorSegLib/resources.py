@@ -6,7 +6,8 @@ installs its scripted modules, so one relative path serves the command line and 
 
 from pathlib import Path
 
-RESOURCES_DIR = Path(__file__).resolve().parents[1] / "Resources"
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+RESOURCES_DIR = REPOSITORY_ROOT / "Resources"
 MODEL_DIR = RESOURCES_DIR / "Model"
 BUNDLED_MODEL_CARD = MODEL_DIR / "model_card.json"
 TRAINING_CONFIG = MODEL_DIR / "training_config.json"

@@ -80,6 +80,26 @@ def save_dice_bars(path: Path, cases: dict[str, dict]) -> None:
     _save(figure, path)
 
 
+def save_training_curves(path: Path, history: list[dict]) -> None:
+    """Training loss and validation Dice per epoch."""
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    figure, (loss_axis, dice_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axis.plot(epochs, [row["train_loss"] for row in history], marker="o")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("training loss")
+    for key, colour in (("val_liver_dice", LIVER_COLOUR), ("val_tumor_dice", TUMOR_COLOUR)):
+        values = [row.get(key) for row in history]
+        if any(v is not None for v in values):
+            dice_axis.plot(epochs, values, marker="o", color=colour, label=key)
+    dice_axis.set_xlabel("epoch")
+    dice_axis.set_ylabel("held-out Dice (3D, per case mean)")
+    dice_axis.set_ylim(0, 1)
+    dice_axis.legend(loc="lower right")
+    figure.tight_layout()
+    _save(figure, path)
+
+
 def _save(figure, path: Path) -> None:
     plt = _pyplot()
     with atomic_output(Path(path)) as tmp:

@@ -1,0 +1,1 @@
+"""Training of the segmentation network (data, augmentation, synthetic tumors, losses, loop, export)."""

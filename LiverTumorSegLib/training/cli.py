@@ -1,0 +1,98 @@
+"""`livertumorseg train` and `livertumorseg evaluate-model`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from ..inference import DEVICE_CHOICES
+from ..resources import TRAINING_CONFIG
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from .trainer import TrainingConfig, parse_architecture, train
+
+    config = TrainingConfig.load(
+        Path(args.config), seed=args.seed, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size, crop_size=args.crop_size, learning_rate=args.learning_rate,
+        loss=args.loss, schedule=args.schedule, synthetic_tumor_rate=args.synthetic_tumor_rate,
+        num_workers=args.workers)
+    if args.arch:
+        architecture = parse_architecture(args.arch)
+        config = dataclasses.replace(config, architecture=architecture,
+                                     name=f"{config.name}-{args.arch.replace(':', '-')}")
+    if args.no_augment:
+        config = dataclasses.replace(config, augment=False)
+    if args.baseline:
+        config = dataclasses.replace(
+            config, name=f"{config.name}-baseline", synthetic_tumor_rate=0.0,
+            input=dataclasses.replace(config.input, windows=config.input.windows[:1],
+                                      histogram_channel=False, context_slices=0))
+    card = train(config, Path(args.data), Path(args.output), device=args.device, folds=args.folds,
+                 fold=args.fold, validation=tuple(args.validation or ()))
+    if card is not None:
+        print(f"wrote {card.path} and {card.weights_path}")
+    return 0
+
+
+def command_evaluate_model(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate_files, write_evaluation
+    from ..pipeline import Segmenter
+    from ..reporting.tables import text_table
+    from ..workflow import ensure_writable_directory, segment_file
+    from .dataset import find_cases
+
+    output = Path(args.output)
+    ensure_writable_directory(output)
+    cases = [c for c in find_cases(Path(args.data)) if not args.cases or c.name in args.cases]
+    segmenter = Segmenter(Path(args.model) if args.model else None, device=args.device)
+    pairs = []
+    for case in cases:
+        _, outputs = segment_file(segmenter, case.ct, output / "predictions")
+        pairs.append((case.name, outputs.segmentation, case.label))
+    metrics = evaluate_files(pairs)
+    summary = write_evaluation(output, metrics)
+    print(text_table(["case", "liver Dice", "tumor Dice", "lesions found", "lesion precision"],
+                     [[n, m["liver"]["dice"], m["tumor"]["dice"],
+                       f"{m['lesions']['lesions_found']}/{m['lesions']['lesions_true']}",
+                       m["lesions"]["lesion_precision"]] for n, m in metrics.items()]))
+    print(f"mean liver Dice {summary['liver']['mean_dice']:.3f}, mean tumor Dice "
+          f"{summary['tumor']['mean_dice']:.3f}; wrote {output / 'evaluation.json'}")
+    return 0
+
+
+def add_training_commands(commands) -> None:
+    """Register the training sub-commands on the main parser's sub-parsers."""
+    train = commands.add_parser("train", help="train a model on a folder of CT/label pairs")
+    train.add_argument("data", help="folder of <case>_ct.nii.gz + <case>_label.nii.gz, or LiTS "
+                                    "volume-N.nii + segmentation-N.nii")
+    train.add_argument("-o", "--output", required=True, help="folder for the model, logs and plots")
+    train.add_argument("--config", default=str(TRAINING_CONFIG),
+                       help="training config JSON (default: the shipped model's)")
+    train.add_argument("--arch", help="unet-resnet50 (default), deeplabv3plus-resnet101, unet-vgg16 "
+                                      "or Class:encoder")
+    train.add_argument("--baseline", action="store_true",
+                       help="plain baseline: one window, no 2.5D, no histogram, no synthetic tumors")
+    train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    split = train.add_argument_group("split (by patient)")
+    split.add_argument("--folds", type=int, default=5, help="k of k-fold; 1 = train on every case")
+    split.add_argument("--fold", type=int, default=0, help="which fold is held out")
+    split.add_argument("--validation", nargs="+", metavar="CASE", help="explicit held-out cases")
+    for flag, kind in (("--seed", int), ("--epochs", int), ("--steps-per-epoch", int),
+                       ("--batch-size", int), ("--crop-size", int), ("--learning-rate", float),
+                       ("--synthetic-tumor-rate", float), ("--workers", int)):
+        train.add_argument(flag, type=kind, help="override the config's value")
+    train.add_argument("--loss", choices=("ce_dice", "tversky"))
+    train.add_argument("--schedule", choices=("onecycle", "cosine", "plateau"))
+    train.add_argument("--no-augment", action="store_true", help="switch augmentation off")
+    train.set_defaults(handler=command_train)
+
+    evaluate = commands.add_parser("evaluate-model",
+                                   help="segment every case of a folder and score it")
+    evaluate.add_argument("data", help="folder of CT/label pairs")
+    evaluate.add_argument("--model", metavar="CARD.json", help="default: the bundled model")
+    evaluate.add_argument("--cases", nargs="+", metavar="CASE", help="only these cases")
+    evaluate.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    evaluate.add_argument("-o", "--output", default="livertumorseg_model_evaluation")
+    evaluate.set_defaults(handler=command_evaluate_model)

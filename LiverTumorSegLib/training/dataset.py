@@ -1,0 +1,138 @@
+"""Training data: find CT/label pairs, split by patient, cache canonical volumes, sample slices.
+
+Two namings are read: `<case>_ct.nii.gz` + `<case>_label.nii.gz` (the project's data folder) and
+LiTS's `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`. Volumes are brought to the engine's canonical
+orientation from their affines (never by assuming an axis order) and cached as `.npy` files that are
+memory-mapped, so a 131-case LiTS set trains without holding every volume in RAM.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputVolumeError
+from ..volume.checks import as_scalar_3d
+from ..volume.io import read_volume
+from ..volume.orientation import plan_reorientation
+
+_PAIRED = re.compile(r"^(?P<case>.+)_ct\.nii(\.gz)?$")
+_LITS = re.compile(r"^volume-(?P<number>\d+)\.nii(\.gz)?$")
+
+# Terms of the sources named in ../shared/data/README.md, by case-name prefix.
+SOURCE_TERMS = {
+    "ircadb": "3D-IRCADb-01 (IRCAD), CC BY-NC-ND 4.0",
+    "chaos": "CHAOS challenge data, under the CHAOS challenge's terms",
+    "lits": "LiTS, CC BY-NC-SA 4.0 (MSD Task03 copy: CC BY-SA 4.0)",
+    "totalseg": "TotalSegmentator repository test CT (label made by TotalSegmentator, not a person)",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One patient: CT and label files."""
+
+    name: str
+    ct: Path
+    label: Path
+
+    @property
+    def terms(self) -> str:
+        prefix = self.name.split("_")[0].split("-")[0].lower()
+        return SOURCE_TERMS.get(prefix, "terms of its source (not recorded)")
+
+
+def find_cases(folder: str | Path, exclude: tuple[str, ...] = ()) -> list[Case]:
+    """All CT/label pairs in a folder (both namings), sorted by name, minus `exclude`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputVolumeError(f"{folder} is not a folder of CT/label pairs.")
+    cases = []
+    for path in sorted(folder.iterdir()):
+        paired, lits = _PAIRED.match(path.name), _LITS.match(path.name)
+        if paired:
+            name = paired["case"]
+            label = next((folder / f"{name}_label{s}" for s in (".nii.gz", ".nii")
+                          if (folder / f"{name}_label{s}").is_file()), None)
+        elif lits:
+            name = f"lits-{lits['number']}"
+            label = next((folder / f"segmentation-{lits['number']}{s}" for s in (".nii.gz", ".nii")
+                          if (folder / f"segmentation-{lits['number']}{s}").is_file()), None)
+        else:
+            continue
+        if label is not None and name not in exclude:
+            cases.append(Case(name, path, label))
+    if not cases:
+        raise InputVolumeError(f"No CT/label pairs in {folder}: expected <case>_ct.nii.gz with "
+                               "<case>_label.nii.gz, or volume-N.nii with segmentation-N.nii.")
+    return cases
+
+
+def split_cases(cases: list[Case], seed: int, folds: int = 5, fold: int = 0,
+                validation: tuple[str, ...] = ()) -> tuple[list[Case], list[Case]]:
+    """Patient-level split: an explicit validation list, or fold `fold` of a seeded k-fold."""
+    if validation:
+        unknown = set(validation) - {c.name for c in cases}
+        if unknown:
+            raise InputVolumeError(f"Validation cases not found: {sorted(unknown)}.")
+        held = [c for c in cases if c.name in validation]
+    else:
+        if not 0 <= fold < folds or folds < 2:
+            raise InputVolumeError(f"Fold {fold} of {folds} does not exist.")
+        order = sorted(cases, key=lambda c: c.name)
+        random.Random(seed).shuffle(order)
+        held = order[fold::folds]
+    train = [c for c in cases if c not in held]
+    if not train:
+        raise InputVolumeError("The split leaves no case to train on.")
+    return train, held
+
+
+@dataclass
+class CachedCase:
+    """A case in canonical orientation, memory-mapped from the cache."""
+
+    name: str
+    hu: np.ndarray  # int16 (i, j, k) canonical
+    labels: np.ndarray  # uint8
+    spacing: tuple[float, float, float]
+    liver_slices: np.ndarray
+    tumor_slices: np.ndarray
+
+
+def cache_case(case: Case, cache_dir: Path) -> CachedCase:
+    """Write (once) and memory-map the canonical HU and label arrays of a case."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    hu_path, label_path = cache_dir / f"{case.name}_hu.npy", cache_dir / f"{case.name}_labels.npy"
+    meta_path = cache_dir / f"{case.name}.json"
+    if not meta_path.is_file():
+        ct, label = read_volume(case.ct), read_volume(case.label)
+        ct_array, label_array = as_scalar_3d(ct.array), as_scalar_3d(label.array)
+        if ct_array.shape != label_array.shape:
+            raise InputVolumeError(f"{case.name}: CT {ct_array.shape} and label "
+                                   f"{label_array.shape} differ in shape.")
+        plan = plan_reorientation(ct_array.shape, ct.affine)
+        np.save(hu_path, np.clip(plan.to_canonical(ct_array), -1024, 3071).astype(np.int16))
+        np.save(label_path, plan.to_canonical(np.asarray(label_array)).astype(np.uint8))
+        meta_path.write_text(json.dumps({"spacing": plan.canonical_spacing}))
+    hu = np.load(hu_path, mmap_mode="r")
+    labels = np.load(label_path, mmap_mode="r")
+    per_slice = np.stack([(labels == v).any(axis=(0, 1)) for v in (1, 2)])
+    return CachedCase(case.name, hu, labels, tuple(json.loads(meta_path.read_text())["spacing"]),
+                      np.flatnonzero(per_slice[0] | per_slice[1]), np.flatnonzero(per_slice[1]))
+
+
+def choose_slice(case: CachedCase, rng: np.random.Generator, sampling: dict[str, float]) -> int:
+    """Sample an axial slice: with probability `sampling['tumor']` one with tumor, `['liver']` one
+    with liver, else any slice (falling back when a case has no such slice)."""
+    draw = rng.random()
+    if draw < sampling["tumor"] and len(case.tumor_slices):
+        return int(rng.choice(case.tumor_slices))
+    if draw < sampling["tumor"] + sampling["liver"] and len(case.liver_slices):
+        return int(rng.choice(case.liver_slices))
+    return int(rng.integers(case.hu.shape[2]))
