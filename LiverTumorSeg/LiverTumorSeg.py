@@ -28,6 +28,7 @@ if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "L
 from LiverTumorSegLib import resources  # noqa: E402  (path set up above)
 from LiverTumorSegLib.dependencies import (TORCH_IMPORTS, missing_requirements,  # noqa: E402
                                            protective_constraints)
+from LiverTumorSegLib.slicer_logic import LiverTumorSegLogic as EngineLogic  # noqa: E402
 
 DEVICES = {"Auto": "auto", "GPU": "cuda", "CPU": "cpu"}
 
@@ -274,34 +275,19 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 layoutManager.threeDWidget(0).threeDView().resetFocalPoint()
 
 
-class LiverTumorSegLogic(ScriptedLoadableModuleLogic):
-    """The engine's MRML logic bound to `slicer.mrmlScene`, plus dependency installation.
+class LiverTumorSegLogic(ScriptedLoadableModuleLogic, EngineLogic):
+    """The engine's MRML logic (`LiverTumorSegLib.slicer_logic`) bound to `slicer.mrmlScene`, plus
+    the parameter node and dependency installation.
 
     Console use: `LiverTumorSeg.LiverTumorSegLogic().process(slicer.util.getNode("CT"))`.
     """
 
     def __init__(self, modelCard=None) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self._engineLogic = None
-        self._modelCard = modelCard
+        EngineLogic.__init__(self, slicer.mrmlScene, modelCard)
 
     def getParameterNode(self):
         return LiverTumorSegParameterNode(super().getParameterNode())
-
-    @property
-    def engine(self):
-        """The headless `LiverTumorSegLib.slicer_logic.LiverTumorSegLogic` on the current scene."""
-        if self._engineLogic is None or self._engineLogic.scene is not slicer.mrmlScene:
-            from LiverTumorSegLib.slicer_logic import LiverTumorSegLogic as EngineLogic
-
-            self._engineLogic = EngineLogic(slicer.mrmlScene, self._modelCard)
-        return self._engineLogic
-
-    def __getattr__(self, name):
-        # process, volumeFromNode, compute, applyResult, exportSegmentation, ... come from the engine
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.engine, name)
 
     @staticmethod
     def postprocessingOptions(minimumLesionVolume: float, keepLargestLiver: bool,
@@ -334,14 +320,17 @@ class LiverTumorSegLogic(ScriptedLoadableModuleLogic):
                 handle.write(protective_constraints())
             remaining = missing_requirements()
             if remaining:
-                if hasattr(slicer, "pydeps") and hasattr(slicer.pydeps, "pip_ensure"):
+                try:
+                    import slicer.pydeps as pydeps  # Slicer 5.11 and newer
+                except ImportError:
+                    pydeps = None
+                if pydeps is not None:
                     from packaging.requirements import Requirement
 
-                    slicer.pydeps.pip_ensure([Requirement(r) for r in remaining],
-                                             constraints=constraints, requester="LiverTumorSeg")
+                    pydeps.pip_ensure([Requirement(r) for r in remaining], constraints=constraints,
+                                      requester="LiverTumorSeg")
                 else:
-                    slicer.util.pip_install(" ".join(f'"{r}"' for r in remaining)
-                                            + f' -c "{constraints}"')
+                    slicer.util.pip_install([*remaining, "-c", constraints])
         except Exception as exc:  # noqa: BLE001 - tell the user what failed
             slicer.util.errorDisplay(f"Installing Python packages failed: {exc}",
                                      windowTitle="Liver Tumor Segmentation")

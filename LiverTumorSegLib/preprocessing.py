@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from .model.card import InputSpec
 
 HISTOGRAM_SAMPLE_VOXELS = 1_000_000
+BODY_HU = -500.0
 
 
 def window_to_unit(hu: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -25,11 +26,15 @@ def window_to_unit(hu: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def histogram_edges(volume: np.ndarray, bins: int) -> np.ndarray:
-    """Edges of `bins` equal-count intensity bins (frequency-histogram scaling) of a volume."""
+    """Edges of `bins` equal-count intensity bins (frequency-histogram scaling) of a volume.
+
+    Only body voxels (above `BODY_HU`) count, so the bins do not depend on how much air the field
+    of view holds (a tight crop and a full scan of the same body get about the same bins)."""
     step = max(1, int(np.ceil((volume.size / HISTOGRAM_SAMPLE_VOXELS) ** (1 / 3))))
     sample = np.asarray(volume[::step, ::step, ::step], dtype=np.float32).ravel()
-    edges = np.quantile(sample, np.linspace(0.0, 1.0, bins + 1)).astype(np.float32)
-    return np.maximum.accumulate(edges)
+    body = sample[sample > BODY_HU]
+    edges = np.quantile(body if body.size else sample, np.linspace(0.0, 1.0, bins + 1))
+    return np.maximum.accumulate(edges.astype(np.float32))
 
 
 def equalize(hu: np.ndarray, edges: np.ndarray) -> np.ndarray:

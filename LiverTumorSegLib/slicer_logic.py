@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .errors import InputVolumeError, OutputError
 from .model.card import ModelCard, PostprocessingSpec
-from .pipeline import CancelCheck, SegmentationResult, Segmenter
 from .reporting.tables import STATISTICS_COLUMNS, TEXT_COLUMNS, statistics_rows
 from .segments import OUTPUT_SEGMENTS, SegmentStyle
 from .volume.io import Volume, atomic_output
+
+if TYPE_CHECKING:  # the pipeline imports torch; Slicer must be able to import this module without it
+    from .pipeline import CancelCheck, SegmentationResult, Segmenter
 
 STATISTICS_TABLE_ROLE = "LiverTumorSegStatistics"
 
@@ -50,6 +52,7 @@ class LiverTumorSegLogic:
 
     def __init__(self, scene, modelCard: ModelCard | str | Path | None = None):
         slicer = _slicer()
+        self.lastSegmentationNode = None
         self.scene = scene
         self.modelCard = modelCard
         self._segmenters: dict[str, Segmenter] = {}
@@ -87,6 +90,8 @@ class LiverTumorSegLogic:
     # ---- step 2: compute (any thread) ---------------------------------------------------------
     def segmenter(self, device: str = "auto") -> Segmenter:
         """The loaded model for a device, loaded once and kept."""
+        from .pipeline import Segmenter
+
         with self._lock:
             if device not in self._segmenters:
                 self._segmenters[device] = Segmenter(self.modelCard, device=device)
@@ -94,7 +99,7 @@ class LiverTumorSegLogic:
 
     def compute(self, volume: Volume, device: str = "auto",
                 progressCallback: Callable[[float, str], None] | None = None,
-                cancelEvent: CancelCheck = None, force: bool = False,
+                cancelEvent: CancelCheck | None = None, force: bool = False,
                 postprocessing: PostprocessingSpec | None = None) -> SegmentationResult:
         """Run the engine; touches no MRML, so it may run on a worker thread."""
         return self.segmenter(device).segment(volume, force=force, postprocessing=postprocessing,
@@ -179,7 +184,7 @@ class LiverTumorSegLogic:
     # ---- all three in a row -------------------------------------------------------------------
     def process(self, inputVolumeNode, outputSegmentationNode=None, device: str = "auto",
                 progressCallback: Callable[[float, str], None] | None = None,
-                cancelEvent: CancelCheck = None, force: bool = False,
+                cancelEvent: CancelCheck | None = None, force: bool = False,
                 postprocessing: PostprocessingSpec | None = None) -> dict[str, Any]:
         """Segment `inputVolumeNode`; return the statistics dictionary the CLI writes as JSON."""
         volume = self.volumeFromNode(inputVolumeNode)

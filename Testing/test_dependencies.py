@@ -18,3 +18,16 @@ def test_constraints_pin_installed_numpy_and_torch():
     lines = protective_constraints().splitlines()
     assert f"numpy=={importlib.metadata.version('numpy')}" in lines
     assert f"torch=={importlib.metadata.version('torch')}" in lines
+
+
+def test_slicer_can_import_the_module_glue_without_torch():
+    """Slicer imports the module at start-up, possibly before torch is installed: the engine pieces
+    the module imports at top level must not pull in torch (or nibabel)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, LiverTumorSegLib.slicer_logic, LiverTumorSegLib.dependencies, "
+            "LiverTumorSegLib.resources, LiverTumorSegLib.model.card; "
+            "print(sorted(m for m in ('torch', 'nibabel', 'scipy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -67,3 +67,11 @@ def test_label_resampling_keeps_classes_and_pads_background():
     assert set(out.unique().tolist()) == {0, 1, 2}
     assert int((out[0, 20:, :] > 0).sum()) == 0  # padding is background
     assert (out == 1).sum().item() == pytest.approx(100, rel=0.1)
+
+
+def test_histogram_bins_ignore_the_amount_of_air():
+    rng = np.random.default_rng(1)
+    body = rng.normal(40, 60, (30, 30, 10)).astype(np.float32)
+    padded = np.full((60, 60, 10), -1000.0, np.float32)
+    padded[15:45, 15:45] = body
+    np.testing.assert_allclose(histogram_edges(padded, 16), histogram_edges(body, 16), atol=15)

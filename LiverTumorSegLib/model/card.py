@@ -18,6 +18,14 @@ from ..resources import BUNDLED_MODEL_CARD
 CLASS_NAMES = ("background", "liver", "tumor")
 
 
+class _FromDict:
+    """`from_dict` for flat dataclasses read from JSON (unknown keys raise TypeError)."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return cls(**data)
+
+
 @dataclass(frozen=True)
 class Window:
     """A CT display window in Hounsfield units."""
@@ -64,7 +72,7 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
-class InferenceSpec:
+class InferenceSpec(_FromDict):
     """How the volume is traversed: a coarse pass on every n-th slice finds the liver, then a fine pass
     runs only on the liver's slab and bounding box (plus a margin)."""
 
@@ -73,13 +81,9 @@ class InferenceSpec:
     roi_margin_mm: float = 25.0
     coarse_min_liver_ml: float = 20.0
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InferenceSpec:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class PostprocessingSpec:
+class PostprocessingSpec(_FromDict):
     """Spacing-aware clean-up of the raw label map; each step can be switched off."""
 
     keep_largest_liver: bool = True
@@ -88,21 +92,13 @@ class PostprocessingSpec:
     min_lesion_volume_mm3: float = 100.0
     closing_radius_mm: float = 0.0
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PostprocessingSpec:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class Architecture:
+class Architecture(_FromDict):
     """A segmentation-models-pytorch network: `smp.<name>(encoder_name, in_channels, classes)`."""
 
     name: str = "Unet"
     encoder_name: str = "resnet50"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Architecture:
-        return cls(**data)
 
 
 @dataclass(frozen=True)
