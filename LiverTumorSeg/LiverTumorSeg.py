@@ -125,10 +125,11 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             import torch
 
             available = torch.cuda.is_available()
-        item = self.ui.deviceComboBox.model().item(self.ui.deviceComboBox.findText("GPU"))
-        if item is not None and not available:
-            item.setEnabled(False)
-            item.setToolTip("No CUDA GPU is usable by PyTorch here.")
+        if not available:
+            gpu = self.ui.deviceComboBox.findText("GPU")
+            self.ui.deviceComboBox.setItemData(gpu, 0, qt.Qt.UserRole - 1)  # greys the item out
+            self.ui.deviceComboBox.setItemData(gpu, "No CUDA GPU is usable by PyTorch here.",
+                                               qt.Qt.ToolTipRole)
 
     def cleanup(self) -> None:
         self._cancelRun()

@@ -73,8 +73,24 @@ def _segment_inputs(args: argparse.Namespace, inputs: Sequence[Path], output_dir
     return done
 
 
+def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Files as given; a folder stands for every NIfTI/NRRD volume directly inside it."""
+    from .volume.io import VOLUME_SUFFIXES
+
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.name.lower().endswith(VOLUME_SUFFIXES))
+            if not found:
+                raise LiverTumorSegError(f"{item} holds no NIfTI or NRRD volume.")
+            paths.extend(found)
+        else:
+            paths.append(item)
+    return paths
+
+
 def command_segment(args: argparse.Namespace) -> int:
-    done = _segment_inputs(args, [Path(p) for p in args.inputs], Path(args.output))
+    done = _segment_inputs(args, _expand_inputs(args.inputs), Path(args.output))
     if len(done) > 1:
         from .reporting.tables import text_table
 
@@ -171,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     segment = commands.add_parser("segment", help="segment CT files (NIfTI or NRRD)")
-    segment.add_argument("inputs", nargs="+", metavar="INPUT")
+    segment.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help="CT files, or folders whose NIfTI/NRRD volumes are all segmented")
     _add_model_options(segment)
     segment.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
     segment.add_argument("--force", action="store_true",

@@ -47,16 +47,20 @@ def test_segment_writes_aligned_outputs_and_statistics(random_card, tmp_path):
     assert "liver" in result.stdout and "wrote" in result.stdout
 
 
-def test_several_inputs_and_nrrd_get_a_summary_table(random_card, synthetic_input, tmp_path):
+def test_a_folder_of_inputs_with_nrrd_gets_a_summary_table(random_card, synthetic_input, tmp_path):
     import nrrd
 
-    nrrd.write(str(tmp_path / "scan.nrrd"), synthetic_ct(), {
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    nrrd.write(str(folder / "scan.nrrd"), synthetic_ct(), {
         "space": "left-posterior-superior", "space directions": np.diag([1.5, 1.5, 3.0]),
         "space origin": np.zeros(3)})
-    result = run_cli("segment", synthetic_input, tmp_path / "scan.nrrd", "--model", random_card.path,
+    (folder / "notes.txt").write_text("not a volume")
+    result = run_cli("segment", synthetic_input, folder, "--model", random_card.path,
                      "-o", tmp_path / "out", "--min-lesion-mm3", "0", "--closing-mm", "2")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out" / "scan_seg.nii.gz").is_file()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "body_ct_seg.nii.gz", "body_ct_stats.json", "scan_seg.nii.gz", "scan_stats.json"]
     assert "burden %" in result.stdout and "scan.nrrd" in result.stdout
 
 

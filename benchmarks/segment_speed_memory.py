@@ -50,10 +50,12 @@ print(json.dumps({"total_seconds": time.perf_counter() - started,
 """
 
 
-def benchmark_model(directory: Path) -> tuple[Path, str]:
-    """The bundled model card, or a worst-case random network of the shipped architecture."""
+def benchmark_model(directory: Path, card: Path | None) -> tuple[Path, str]:
+    """The given or bundled model card, or a worst-case random network of the shipped architecture."""
     from LiverTumorSegLib.resources import BUNDLED_MODEL_CARD, TRAINING_CONFIG
 
+    if card is not None:
+        return card, f"trained weights ({card})"
     if BUNDLED_MODEL_CARD.is_file():
         return BUNDLED_MODEL_CARD, "bundled weights"
     import torch
@@ -95,22 +97,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--cases", nargs="+", default=list(CASES))
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of <case>_ct.nii.gz files")
+    parser.add_argument("--model", type=Path, help="model card (default: bundled, else worst case)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     import nibabel as nib
     import torch
 
     with tempfile.TemporaryDirectory() as model_dir:
-        card, model_kind = benchmark_model(Path(model_dir))
+        card, model_kind = benchmark_model(Path(model_dir), args.model)
         rows = {}
         for case in args.cases:
-            ct = DATA / f"{case}_ct.nii.gz"
+            ct = args.data / f"{case}_ct.nii.gz"
             if not ct.is_file():
                 print(f"skipping {case}: {ct} not found", file=sys.stderr)
                 continue
             rows[case] = {"shape": list(nib.load(str(ct)).shape), **run_case(card, ct, args.device)}
             print(case, rows[case], file=sys.stderr)
-    report = {"model": model_kind, "device_requested": args.device, "cpu_count": os.cpu_count(),
+    report = {"model": model_kind, "data": str(args.data), "device_requested": args.device, "cpu_count": os.cpu_count(),
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
               "python": platform.python_version(), "machine": platform.machine(),
               "date": time.strftime("%Y-%m-%d"), "cases": rows}

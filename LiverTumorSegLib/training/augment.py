@@ -20,7 +20,7 @@ class AugmentSpec:
     """Ranges of the random changes (probabilities per sample)."""
 
     rotation_degrees: float = 15.0
-    scale: tuple[float, float] = (0.85, 1.2)
+    scale: tuple[float, float] = (0.75, 1.33)
     translation: float = 0.05
     elastic_probability: float = 0.5
     elastic_magnitude: float = 0.03

@@ -25,8 +25,9 @@ def command_train(args: argparse.Namespace) -> int:
     if args.no_augment:
         config = dataclasses.replace(config, augment=False)
     if args.baseline:
+        synthetic = config.synthetic_tumor_rate if args.synthetic_tumor_rate is not None else 0.0
         config = dataclasses.replace(
-            config, name=f"{config.name}-baseline", synthetic_tumor_rate=0.0,
+            config, name=f"{config.name}-baseline", synthetic_tumor_rate=synthetic,
             input=dataclasses.replace(config.input, windows=config.input.windows[:1],
                                       histogram_channel=False, context_slices=0))
     card = train(config, Path(args.data), Path(args.output), device=args.device, folds=args.folds,
@@ -73,7 +74,8 @@ def add_training_commands(commands) -> None:
     train.add_argument("--arch", help="unet-resnet50 (default), deeplabv3plus-resnet101, unet-vgg16 "
                                       "or Class:encoder")
     train.add_argument("--baseline", action="store_true",
-                       help="plain baseline: one window, no 2.5D, no histogram, no synthetic tumors")
+                       help="plain baseline: one window, no 2.5D, no histogram, no synthetic tumors "
+                            "(unless --synthetic-tumor-rate is given)")
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     split = train.add_argument_group("split (by patient)")
     split.add_argument("--folds", type=int, default=5, help="k of k-fold; 1 = train on every case")
