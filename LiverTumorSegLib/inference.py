@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from typing import Callable
-
 import torch
 
 from .errors import LiverTumorSegError
@@ -52,13 +50,11 @@ class SlicePredictor:
     """Softmax probabilities for a batch of encoded slices, splitting batches when the GPU runs out
     of memory and falling back to the CPU (with a warning) when even one slice does not fit."""
 
-    def __init__(self, network: torch.nn.Module, device: torch.device,
-                 on_fallback: Callable[[str], None] | None = None):
+    def __init__(self, network: torch.nn.Module, device: torch.device):
         self.device = device
         self.network = network.to(device).eval()
         if device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)
-        self.on_fallback = on_fallback
 
     @torch.inference_mode()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -83,10 +79,7 @@ class SlicePredictor:
         return torch.softmax(logits.float(), dim=1).cpu()
 
     def _fall_back_to_cpu(self) -> None:
-        message = ("The GPU ran out of memory even for a single slice; continuing on the CPU "
-                   "(slower). Close other GPU programs or use device 'cpu'.")
-        warnings.warn(message, stacklevel=3)
-        if self.on_fallback:
-            self.on_fallback(message)
+        warnings.warn("The GPU ran out of memory even for a single slice; continuing on the CPU "
+                      "(slower). Close other GPU programs or use device 'cpu'.", stacklevel=3)
         self.device = torch.device("cpu")
         self.network = self.network.to(self.device, memory_format=torch.contiguous_format).float()

@@ -31,6 +31,7 @@ from .volume.io import Volume
 from .volume.orientation import Reorientation, plan_reorientation
 
 ProgressCallback = Callable[[float, str], None]
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
 class _EventLike(Protocol):
@@ -65,9 +66,7 @@ class Segmenter:
         started = time.perf_counter()
         self.card = resolve_model_card(card)
         self.device = resolve_device(device)
-        self.fallback_messages: list[str] = []
-        self.predictor = SlicePredictor(load_network(self.card), self.device,
-                                        on_fallback=self.fallback_messages.append)
+        self.predictor = SlicePredictor(load_network(self.card), self.device)
         self.load_seconds = time.perf_counter() - started
 
     def segment(self, volume: Volume, force: bool = False,
@@ -90,7 +89,8 @@ class Segmenter:
             labels = postprocess(labels, spacing, postprocessing or self.card.postprocessing)
             report(0.96, "Measuring liver and lesions")
             statistics = compute_statistics(labels, orientation.canonical_affine, canonical, confidence)
-        messages = [str(w.message) for w in caught] + self.fallback_messages
+        # Keep the engine's own warnings (obliquity, no liver, forced input, GPU fallback).
+        messages = [str(w.message) for w in caught if str(w.filename).startswith(_PACKAGE_DIR)]
         for message in messages:
             warnings.warn(message, stacklevel=2)
         statistics.update(device=describe_device(self.predictor.device),
