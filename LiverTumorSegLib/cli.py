@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import warnings
@@ -232,6 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; no partial output was left behind.", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory; close other programs, or segment the volume on a machine with "
+              "more RAM.", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one line for users; the traceback on request
+        if os.environ.get("LIVERTUMORSEG_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (set LIVERTUMORSEG_DEBUG=1 for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from .model.network import load_network
 from .postprocessing import LIVER, largest_component, postprocess
 from .preprocessing import SliceEncoder, from_model_grid
 from .statistics import compute_statistics
-from .volume.checks import as_scalar_3d, check_ct_intensities, check_slice_count
+from .volume.checks import as_scalar_3d, check_affine, check_ct_intensities, check_slice_count
 from .volume.io import Volume
 from .volume.orientation import Reorientation, plan_reorientation
 
@@ -79,6 +79,7 @@ class Segmenter:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             array = as_scalar_3d(volume.array)
+            check_affine(volume.affine)
             check_ct_intensities(array, force=force)
             orientation = plan_reorientation(array.shape, volume.affine)
             canonical = orientation.to_canonical(array)

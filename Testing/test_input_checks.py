@@ -8,7 +8,8 @@ import pytest
 
 from conftest import synthetic_ct
 from LiverTumorSegLib.errors import InputVolumeError
-from LiverTumorSegLib.volume.checks import as_scalar_3d, check_ct_intensities, check_slice_count
+from LiverTumorSegLib.volume.checks import (as_scalar_3d, check_affine, check_ct_intensities,
+                                            check_slice_count)
 from LiverTumorSegLib.volume.io import read_volume
 
 
@@ -84,3 +85,9 @@ def test_not_a_volume_file(tmp_path):
         read_volume(tmp_path / "ct.png")
     with pytest.raises(InputVolumeError, match="no such file"):
         read_volume(tmp_path / "absent.nii.gz")
+
+
+@pytest.mark.parametrize("affine", [np.diag([1.0, 0.0, 1.0, 1.0]), np.full((4, 4), np.nan)])
+def test_invalid_affine(affine):
+    with pytest.raises(InputVolumeError, match="voxel-to-world matrix"):
+        check_affine(affine)

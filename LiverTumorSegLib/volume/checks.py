@@ -68,3 +68,13 @@ def check_slice_count(n_slices: int, context_slices: int) -> None:
         raise InputVolumeError(f"The volume has {n_slices} axial slice(s); the model reads "
                                f"{needed} neighbouring slices at a time, so at least {needed} "
                                "are needed.")
+
+
+def check_affine(affine: np.ndarray) -> None:
+    """The voxel-to-RAS matrix must be finite and invertible (non-zero voxel sizes)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)) or \
+            abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise InputVolumeError("The volume's voxel-to-world matrix (affine / IJK-to-RAS) is invalid: "
+                               "not finite or with a zero voxel size. Fix the file's header (spacing "
+                               "and direction) and try again.")
