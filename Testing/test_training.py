@@ -169,3 +169,13 @@ def test_distributed_training_with_two_gloo_processes(tiny_folder, tiny_config, 
         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert load_model_card(tmp_path / "model_card.json").training["hardware"].startswith("CPU")
+
+
+def test_evaluate_model_scores_every_case_of_a_folder(tiny_folder, random_card, tmp_path):
+    result = run_cli("evaluate-model", tiny_folder, "--model", random_card.path, "-o", tmp_path,
+                     "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert sorted(report["cases"]) == ["case_a", "lits-3"]
+    assert (tmp_path / "predictions" / "case_a_ct_seg.nii.gz").is_file()
+    assert "mean liver Dice" in result.stdout
