@@ -119,7 +119,8 @@ class Segmenter:
             found = self._liver_region(labels, coarse, spacing)
             if found is None:
                 report(0.9, "No liver found")
-                warnings.warn("No liver was found in this volume; the segmentation is empty.")
+                warnings.warn("No liver was found in this volume; the segmentation is empty.",
+                              stacklevel=2)
                 return np.zeros_like(labels), confidence
             region, slab = found
             labels[:] = 0

@@ -32,12 +32,10 @@ def statistics_summary(name: str, stats: dict) -> str:
             f"{stats['device']}")
     if not stats["lesions"]:
         return head
-    rows = [[l["id"], l["volume_ml"], l["longest_axial_diameter_mm"], l["max_diameter_mm"],
-             l["size_category"], l["mean_hu"], l["mean_confidence"], l["centroid_ras_mm"]]
-            for l in stats["lesions"]]
-    return head + "\n" + text_table(
-        ["lesion", "volume mL", "axial diam mm", "3D diam mm", "size", "mean HU", "confidence",
-         "centroid RAS mm"], rows)
+    columns = ("Structure", "Volume (mL)", "Longest axial diameter (mm)", "Max 3D diameter (mm)",
+               "Size category", "Mean HU", "Mean confidence")
+    lesions = statistics_rows(stats)[2:]
+    return head + "\n" + text_table(columns, [[row[c] for c in columns] for row in lesions])
 
 
 STATISTICS_COLUMNS = ("Structure", "Volume (mL)", "Parenchyma volume (mL)", "Count",
