@@ -71,6 +71,16 @@ def test_patient_split_never_leaks_and_folds_partition_the_cases():
     assert [c.name for c in held] == ["p2", "p5"] and len(train) == 9
 
 
+def test_model_made_labels_are_never_held_out_for_scoring():
+    cases = [Case(name, None, None) for name in ("a", "b", "totalseg_example")]
+    for fold in range(2):
+        train, held = split_cases(cases, seed=1, folds=2, fold=fold)
+        assert "totalseg_example" in [c.name for c in train]
+        assert "totalseg_example" not in [c.name for c in held]
+    with pytest.raises(Exception, match="made by a model"):
+        split_cases(cases, seed=1, validation=("totalseg_example",))
+
+
 def test_augmentation_keeps_image_and_label_aligned():
     labels = torch.zeros(4, 64, 64, dtype=torch.long)
     labels[:, 10:40, 20:50] = 1

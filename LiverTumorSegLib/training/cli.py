@@ -47,6 +47,9 @@ def command_evaluate_model(args: argparse.Namespace) -> int:
     output = Path(args.output)
     ensure_writable_directory(output)
     cases = [c for c in find_cases(Path(args.data)) if not args.cases or c.name in args.cases]
+    for case in [c for c in cases if not c.label_is_truth]:
+        print(f"skipping {case.name}: its label was made by a model, not a reference")
+    cases = [c for c in cases if c.label_is_truth]
     segmenter = Segmenter(Path(args.model) if args.model else None, device=args.device)
     pairs = []
     for case in cases:

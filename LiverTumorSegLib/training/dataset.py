@@ -24,6 +24,9 @@ from ..volume.orientation import plan_reorientation
 _PAIRED = re.compile(r"^(?P<case>.+)_ct\.nii(\.gz)?$")
 _LITS = re.compile(r"^volume-(?P<number>\d+)\.nii(\.gz)?$")
 
+# Cases whose label was made by a model, not a person: trained on, never scored as truth.
+MODEL_MADE_LABELS = ("totalseg_example",)
+
 # Terms of the sources named in ../shared/data/README.md, by case-name prefix.
 SOURCE_TERMS = {
     "ircadb": "3D-IRCADb-01 (IRCAD), CC BY-NC-ND 4.0",
@@ -40,6 +43,10 @@ class Case:
     name: str
     ct: Path
     label: Path
+
+    @property
+    def label_is_truth(self) -> bool:
+        return self.name not in MODEL_MADE_LABELS
 
     @property
     def terms(self) -> str:
@@ -75,16 +82,21 @@ def find_cases(folder: str | Path, exclude: tuple[str, ...] = ()) -> list[Case]:
 
 def split_cases(cases: list[Case], seed: int, folds: int = 5, fold: int = 0,
                 validation: tuple[str, ...] = ()) -> tuple[list[Case], list[Case]]:
-    """Patient-level split: an explicit validation list, or fold `fold` of a seeded k-fold."""
+    """Patient-level split: an explicit validation list, or fold `fold` of a seeded k-fold.
+
+    Cases whose label a model made are only ever trained on, never held out for scoring."""
     if validation:
         unknown = set(validation) - {c.name for c in cases}
         if unknown:
             raise InputVolumeError(f"Validation cases not found: {sorted(unknown)}.")
         held = [c for c in cases if c.name in validation]
+        if not all(c.label_is_truth for c in held):
+            raise InputVolumeError(f"{', '.join(MODEL_MADE_LABELS)} has a label made by a model; "
+                                   "it cannot be scored as ground truth.")
     else:
         if not 0 <= fold < folds or folds < 2:
             raise InputVolumeError(f"Fold {fold} of {folds} does not exist.")
-        order = sorted(cases, key=lambda c: c.name)
+        order = sorted((c for c in cases if c.label_is_truth), key=lambda c: c.name)
         random.Random(seed).shuffle(order)
         held = order[fold::folds]
     train = [c for c in cases if c not in held]
