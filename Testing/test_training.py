@@ -153,9 +153,12 @@ def test_two_epochs_on_tiny64_decrease_the_loss_and_export_a_working_model(tiny_
 
 def test_baseline_and_architecture_options(tiny_folder, tiny_config, tmp_path):
     result = run_cli("train", tiny_folder, "-o", tmp_path, "--config", tiny_config, "--folds", "1",
-                     "--baseline", "--epochs", "1", "--steps-per-epoch", "2", "--device", "cpu")
+                     "--baseline", "--epochs", "2", "--steps-per-epoch", "2", "--device", "cpu",
+                     "--schedule", "plateau", "--loss", "tversky")
     assert result.returncode == 0, result.stderr
     card = load_model_card(tmp_path / "model_card.json")
+    assert card.training["hyperparameters"]["schedule"] == "plateau"
+    assert card.training["hyperparameters"]["loss"] == "tversky"
     assert card.input.in_channels == 1 and card.input.context_slices == 0
     assert card.training["hyperparameters"]["synthetic_tumor_rate"] == 0.0
     assert parse_architecture("Unet:resnet18").encoder_name == "resnet18"
@@ -189,3 +192,17 @@ def test_evaluate_model_scores_every_case_of_a_folder(tiny_folder, random_card, 
     assert sorted(report["cases"]) == ["case_a", "lits-3"]
     assert (tmp_path / "predictions" / "case_a_ct_seg.nii.gz").is_file()
     assert "mean liver Dice" in result.stdout
+
+
+def test_losses_prefer_the_right_answer():
+    from LiverTumorSegLib.training.losses import segmentation_loss
+
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    labels[:, 2:6, 2:6] = 1
+    labels[:, 3:5, 3:5] = 2
+    right = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float() * 10
+    wrong = torch.roll(right, 1, dims=1)
+    for name in ("ce_dice", "tversky"):
+        assert segmentation_loss(name, right, labels) < segmentation_loss(name, wrong, labels)
+    with pytest.raises(ValueError):
+        segmentation_loss("hinge", right, labels)

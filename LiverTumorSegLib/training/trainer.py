@@ -167,11 +167,6 @@ def validate(card: ModelCard, cases: list[Case], device: torch.device, work_dir:
     return evaluate_files(predictions)
 
 
-def _mean_score(metrics: dict[str, dict]) -> float:
-    summary = summarize(metrics)
-    return 0.5 * (summary["liver"]["mean_dice"] + summary["tumor"]["mean_dice"])
-
-
 def _training_record(config: TrainingConfig, train_cases: list[Case], held_out: list[Case],
                      split: str, epochs_run: int, hardware: str, seconds: float) -> dict[str, Any]:
     return {
@@ -191,6 +186,48 @@ def _training_record(config: TrainingConfig, train_cases: list[Case], held_out: 
         "augmentation": "rotation, scaling, translation, elastic grid, contrast, brightness, gamma, "
                         "noise, blur; no left-right flips (the liver's side is anatomy)",
     }
+
+
+@dataclass
+class _TrainingStep:
+    """One optimisation step: augment on the device, forward in bf16 on GPU, loss, update."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    config: TrainingConfig
+    device: torch.device
+    class_weights: torch.Tensor
+    generator: torch.Generator
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        images, labels = images.to(self.device, non_blocking=True), labels.to(self.device)
+        if self.config.augment:
+            images, labels = augment_batch(images, labels, self.augment, self.generator)
+        autocast = torch.bfloat16 if self.device.type == "cuda" else None
+        if self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=autocast, enabled=autocast is not None):
+            logits = self.model(images)
+        loss = segmentation_loss(self.config.loss, logits, labels, self.class_weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.config.schedule != "plateau":
+            self.scheduler.step()
+        return float(loss.detach())
+
+
+def _record_validation(row: dict[str, Any], metrics: dict[str, dict]) -> float:
+    """Add mean and per-case Dice to a log row; return the score that picks the best epoch."""
+    summary = summarize(metrics)
+    score = 0.5 * (summary["liver"]["mean_dice"] + summary["tumor"]["mean_dice"])
+    row.update(val_liver_dice=summary["liver"]["mean_dice"],
+               val_tumor_dice=summary["tumor"]["mean_dice"], val_score=score)
+    row.update({f"{name}_{s}_dice": m[s]["dice"] for name, m in metrics.items()
+                for s in ("liver", "tumor")})
+    return score
 
 
 def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str = "auto",
@@ -233,34 +270,15 @@ def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str 
         if dist.world_size > 1 else network)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
-    total_steps = config.epochs * config.steps_per_epoch
-    scheduler = _scheduler(optimizer, config, total_steps)
-    weights = torch.tensor(config.class_weights, device=dist.device)
-    generator = torch.Generator().manual_seed(config.seed + dist.rank)
-    augment = AugmentSpec()
-    autocast = torch.bfloat16 if dist.device.type == "cuda" else None
-
+    scheduler = _scheduler(optimizer, config, config.epochs * config.steps_per_epoch)
+    step = _TrainingStep(model, optimizer, scheduler, config, dist.device,
+                         torch.tensor(config.class_weights, device=dist.device),
+                         torch.Generator().manual_seed(config.seed + dist.rank))
     history: list[dict[str, Any]] = []
     best: tuple[float, int, dict] | None = None
     for epoch in range(1, config.epochs + 1):
         model.train()
-        losses = []
-        for _ in range(config.steps_per_epoch):
-            images, labels = next(batches)
-            images, labels = images.to(dist.device, non_blocking=True), labels.to(dist.device)
-            if config.augment:
-                images, labels = augment_batch(images, labels, augment, generator)
-            if dist.device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dist.device.type, dtype=autocast, enabled=autocast is not None):
-                logits = model(images)
-            loss = segmentation_loss(config.loss, logits, labels, weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if config.schedule != "plateau":
-                scheduler.step()
-            losses.append(float(loss.detach()))
+        losses = [step(*next(batches)) for _ in range(config.steps_per_epoch)]
         row: dict[str, Any] = {"epoch": epoch, "step": epoch * config.steps_per_epoch,
                                "train_loss": float(np.mean(losses)),
                                "lr": optimizer.param_groups[0]["lr"],
@@ -269,15 +287,9 @@ def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str 
             candidate = export_model(network, output_dir / "candidate", config.name,
                                      config.architecture, config.input, config.inference,
                                      config.postprocessing)
-            if held_out:
-                metrics = validate(candidate, held_out, dist.device, output_dir / "validation")
-                score = _mean_score(metrics)
-                row.update(val_liver_dice=summarize(metrics)["liver"]["mean_dice"],
-                           val_tumor_dice=summarize(metrics)["tumor"]["mean_dice"], val_score=score)
-                row.update({f"{name}_{s}_dice": m[s]["dice"] for name, m in metrics.items()
-                            for s in ("liver", "tumor")})
-            else:
-                metrics, score = {}, float(epoch)
+            metrics = (validate(candidate, held_out, dist.device, output_dir / "validation")
+                       if held_out else {})
+            score = _record_validation(row, metrics) if metrics else float(epoch)
             if best is None or score > best[0]:
                 best = (score, epoch, metrics)
                 shutil.rmtree(output_dir / "best", ignore_errors=True)
@@ -286,8 +298,13 @@ def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str 
             _write_log(output_dir, history)
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in row.items() if not k.startswith(tuple(c.name for c in held_out))))
+        dist.barrier()
         if config.schedule == "plateau":
-            scheduler.step(row.get("val_score", -row["train_loss"]))
+            # Every rank steps with rank 0's validation score, so learning rates stay equal.
+            score_of_rank0 = [row.get("val_score", -row["train_loss"])]
+            if dist.world_size > 1:
+                torch.distributed.broadcast_object_list(score_of_rank0, src=0)
+            scheduler.step(score_of_rank0[0])
     dist.barrier()
     if not dist.main:
         return None
