@@ -17,6 +17,7 @@ from .model.card import InputSpec
 
 HISTOGRAM_SAMPLE_VOXELS = 1_000_000
 BODY_HU = -500.0
+LOOKUP_HU = (-1024, 3071)
 
 
 def window_to_unit(hu: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -37,10 +38,20 @@ def histogram_edges(volume: np.ndarray, bins: int) -> np.ndarray:
     return np.maximum.accumulate(edges.astype(np.float32))
 
 
-def equalize(hu: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Map intensities through equal-count bins to [0, 1] (histogram equalisation)."""
+def histogram_lookup(edges: np.ndarray) -> np.ndarray:
+    """Lookup table from integer HU (`LOOKUP_HU` range) to [0, 1] through equal-count bins."""
     levels = np.linspace(0.0, 1.0, len(edges), dtype=np.float32)
-    return np.interp(np.asarray(hu, dtype=np.float32), edges, levels).astype(np.float32)
+    return np.interp(np.arange(LOOKUP_HU[0], LOOKUP_HU[1] + 1), edges, levels).astype(np.float32)
+
+
+def equalize(hu: np.ndarray, lookup: np.ndarray) -> np.ndarray:
+    """Histogram equalisation to [0, 1]: HU rounded to integers, clipped to `LOOKUP_HU`, looked up
+    (several times faster than interpolating every voxel)."""
+    values = np.asarray(hu)
+    if not np.issubdtype(values.dtype, np.integer):
+        values = np.rint(values)
+    index = np.clip(values, LOOKUP_HU[0], LOOKUP_HU[1]).astype(np.int32) - LOOKUP_HU[0]
+    return lookup[index]
 
 
 @dataclass(frozen=True)
@@ -71,9 +82,10 @@ class SliceEncoder:
         self.volume = volume
         self.spacing_xy = (float(spacing[0]), float(spacing[1]))
         self.spec = spec
-        if edges is None and spec.histogram_channel:
-            edges = histogram_edges(volume, spec.histogram_bins)
-        self.edges = edges if spec.histogram_channel else None
+        self.lookup = None
+        if spec.histogram_channel:
+            self.lookup = histogram_lookup(edges if edges is not None
+                                           else histogram_edges(volume, spec.histogram_bins))
 
     def grid(self, region: tuple[slice, slice] | None = None) -> ModelGrid:
         return model_grid(self._region_size(region), self.spacing_xy, self.spec)
@@ -98,8 +110,8 @@ class SliceEncoder:
                 first = (offset + context) * per_slice
                 for w, window in enumerate(self.spec.windows):
                     out[row, first + w] = window_to_unit(hu, window.low, window.high)
-                if self.edges is not None:
-                    out[row, first + len(self.spec.windows)] = equalize(hu, self.edges)
+                if self.lookup is not None:
+                    out[row, first + len(self.spec.windows)] = equalize(hu, self.lookup)
         return out
 
     def encode(self, slice_indices: list[int] | np.ndarray,

@@ -32,9 +32,9 @@ class LesionSpec:
 
 
 def _smooth_noise(shape: tuple[int, ...], cells: int, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise on a coarse grid scaled up to `shape` (unit variance, smooth)."""
+    """Gaussian noise on a coarse grid scaled up (linearly) to `shape`: unit variance, smooth."""
     coarse = rng.standard_normal([max(2, cells)] * len(shape))
-    field = ndimage.zoom(coarse, [s / c for s, c in zip(shape, coarse.shape)], order=3)
+    field = ndimage.zoom(coarse, [s / c for s, c in zip(shape, coarse.shape)], order=1)
     field = field[tuple(slice(0, s) for s in shape)]
     return (field - field.mean()) / (field.std() + 1e-6)
 

@@ -219,6 +219,11 @@ class _TrainingStep:
         return float(loss.detach())
 
 
+def _single_threaded_worker(_: int) -> None:
+    """Loader workers run in parallel already; one torch thread each avoids oversubscription."""
+    torch.set_num_threads(1)
+
+
 def _record_validation(row: dict[str, Any], metrics: dict[str, dict]) -> float:
     """Add mean and per-case Dice to a log row; return the score that picks the best epoch."""
     summary = summarize(metrics)
@@ -258,6 +263,7 @@ def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str 
     stream = SliceSampler(cached, config.input, sampling, seed=config.seed * 1000 + dist.rank)
     loader = torch.utils.data.DataLoader(stream, batch_size=config.batch_size,
                                          num_workers=config.num_workers,
+                                         worker_init_fn=_single_threaded_worker,
                                          pin_memory=dist.device.type == "cuda",
                                          persistent_workers=config.num_workers > 0)
     batches = iter(loader)
