@@ -26,13 +26,14 @@ OUT=${OUT:-/tmp/out}
 EPOCHS=${EPOCHS:-20}
 STEPS=${STEPS:-150}
 DEVICE=${DEVICE:-cuda}
+WORKERS=${WORKERS:-4}   # loader processes per run; keep runs x workers <= the machine's cores
 EXTRA=${EXTRA:-}   # more train options, e.g. "--batch-size 2 --crop-size 64" for a CPU smoke run
 mkdir -p "$RUNS" "$OUT"
 
 train() {
   local name=$1; shift
   python3 -m LiverTumorSegLib.cli train "$DATA" -o "$RUNS/$name" --epochs "$EPOCHS" \
-    --steps-per-epoch "$STEPS" --workers 4 --device "$DEVICE" $EXTRA "$@" > "$RUNS/$name.log" 2>&1 \
+    --steps-per-epoch "$STEPS" --workers "$WORKERS" --device "$DEVICE" $EXTRA "$@" > "$RUNS/$name.log" 2>&1 \
     || echo "run $name failed: see $name.log"
 }
 
