@@ -47,6 +47,18 @@ def _numpy_to_matrix(array: np.ndarray):
     return matrix
 
 
+def _segmentations_logic(slicer, scene):
+    """Inside Slicer, the Segmentations module's own logic; headless, a new one on `scene` (it needs
+    the scene before it can create labelmap representations)."""
+    modules = getattr(slicer, "modules", None)
+    if modules is not None and hasattr(modules, "segmentations") and \
+            getattr(slicer, "mrmlScene", None) is scene:
+        return modules.segmentations.logic()
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)
+    return logic
+
+
 class LiverTumorSegLogic:
     """Segments a CT volume node into `Liver` and `Tumor` segments with a statistics table."""
 
@@ -57,8 +69,7 @@ class LiverTumorSegLogic:
         self.modelCard = modelCard
         self._segmenters: dict[str, Segmenter] = {}
         self._lock = threading.Lock()
-        self._segmentationsLogic = slicer.vtkSlicerSegmentationsModuleLogic()
-        self._segmentationsLogic.SetMRMLScene(scene)
+        self._segmentationsLogic = _segmentations_logic(slicer, scene)
 
     # ---- step 1: read the input (main thread) -------------------------------------------------
     def volumeFromNode(self, inputVolumeNode) -> Volume:
