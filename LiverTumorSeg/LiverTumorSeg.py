@@ -3,7 +3,6 @@
 This file only binds the panel and Slicer to `LiverTumorSegLib`; every computation lives there.
 """
 
-import json
 import os
 import queue
 import sys
@@ -34,21 +33,15 @@ DEVICES = {"Auto": "auto", "GPU": "cuda", "CPU": "cpu"}
 
 
 def _modelCardSummary() -> str:
-    """Accuracy and training data of the bundled model, for the help text."""
+    """What the bundled model is, what trained it and how accurate it is, for the help text."""
     if not resources.BUNDLED_MODEL_CARD.is_file():
         return ("<p><b>No trained model is installed in this build.</b> The bundled weights come from "
                 "the project's training pipeline; see the README.</p>")
-    card = json.loads(resources.BUNDLED_MODEL_CARD.read_text(encoding="utf-8"))
-    training = card.get("training", {})
-    evaluation = card.get("evaluation", {})
-    lines = [f"<p>Model: {card['name']} ({card['architecture']['name']} with a "
-             f"{card['architecture']['encoder_name']} encoder).</p>"]
-    if training.get("cases"):
-        lines.append(f"<p>Trained on: {', '.join(training['cases'])}. Licences: "
-                     f"{training.get('licences', 'see the model card')}.</p>")
-    for key, value in evaluation.items():
-        lines.append(f"<p>{key}: {value}</p>")
-    return "".join(lines)
+    from LiverTumorSegLib.model.card import load_model_card
+    from LiverTumorSegLib.reporting.model_summary import model_card_summary
+
+    return "".join(f"<p>{line}</p>" for line in model_card_summary(
+        load_model_card(resources.BUNDLED_MODEL_CARD)))
 
 
 class LiverTumorSeg(ScriptedLoadableModule):

@@ -158,18 +158,12 @@ def command_info(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"model: {exc}")
         return 0
-    spec = card.input
-    print(f"model: {card.name} ({card.architecture.name} / {card.architecture.encoder_name}), "
-          f"card {card.path}")
-    print(f"  input: windows {[(w.name, w.level, w.width) for w in spec.windows]}, histogram "
-          f"channel {spec.histogram_channel}, context ±{spec.context_slices} slice(s), "
-          f"{spec.pixel_size_mm} mm pixels, {spec.in_channels} channels")
-    print(f"  weights: {card.weights_path} (SHA-256 {card.weights_sha256[:16]}…)")
-    for key, value in card.evaluation.items():
-        print(f"  evaluation {key}: {value}")
-    for key in ("cases", "licences", "epochs", "hardware"):
-        if key in card.training:
-            print(f"  training {key}: {card.training[key]}")
+    from .reporting.model_summary import model_card_summary
+
+    print(f"model card: {card.path}")
+    for line in model_card_summary(card):
+        print(f"  {line}")
+    print(f"  Weights: {card.weights_path} (SHA-256 {card.weights_sha256[:16]}…)")
     return 0
 
 

@@ -79,3 +79,18 @@ def test_malformed_card(tmp_path):
         load_model_card(path)
     with pytest.raises(ModelError, match="No model card"):
         load_model_card(tmp_path / "absent.json")
+
+
+def test_card_summary_names_data_licences_and_held_out_accuracy(random_card):
+    import dataclasses
+
+    from LiverTumorSegLib.reporting.model_summary import model_card_summary
+
+    card = dataclasses.replace(
+        random_card,
+        training={"licences": {"ircadb_07": "CC BY-NC-ND 4.0"}, "validation_cases": ["ircadb_17"],
+                  "steps": 10, "hardware": "CPU", "split": "list"},
+        evaluation={"held_out_summary": {"liver": {"mean_dice": 0.95}, "tumor": {"mean_dice": 0.5}}})
+    text = "\n".join(model_card_summary(card))
+    assert "ircadb_07 (CC BY-NC-ND 4.0)" in text
+    assert "liver 0.950, tumor 0.500" in text and "resnet18" in text
