@@ -58,12 +58,13 @@ def _segment_inputs(args: argparse.Namespace, inputs: Sequence[Path], output_dir
     segmenter = Segmenter(card, device=args.device)
     print(f"Model {card.name} loaded in {segmenter.load_seconds:.1f} s on "
           f"{describe_device(segmenter.device)}", file=sys.stderr)
+    postprocessing = _postprocessing(card, args)
     done = []
     for path in inputs:
         update, close = _progress_bar(Path(path).name)
         try:
             result, outputs = segment_file(segmenter, Path(path), output_dir, overlay=args.overlay,
-                                           force=args.force, postprocessing=_postprocessing(card, args),
+                                           force=args.force, postprocessing=postprocessing,
                                            progress=update)
         finally:
             close()
@@ -134,9 +135,6 @@ def command_demo(args: argparse.Namespace) -> int:
 
     if not SAMPLE_CT.is_file():
         raise LiverTumorSegError(f"The demo sample {SAMPLE_CT} is missing; reinstall the project.")
-    args.overlay, args.force = True, False
-    args.min_lesion_mm3 = args.closing_mm = None
-    args.all_liver_components = False
     [(path, result, outputs)] = _segment_inputs(args, [SAMPLE_CT], Path(args.output))
     metrics = evaluate_files([("lits117_crop", outputs.segmentation, SAMPLE_LABEL)])["lits117_crop"]
     print(f"Against the sample's reference label (held out from training): liver Dice "
@@ -204,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="segment the embedded sample and score it")
     _add_model_options(demo)
-    demo.set_defaults(handler=command_demo, output="livertumorseg_demo")
+    demo.set_defaults(handler=command_demo, output="livertumorseg_demo", overlay=True, force=False,
+                      min_lesion_mm3=None, closing_mm=None, all_liver_components=False)
 
     info = commands.add_parser("info", help="model card summary, device and versions")
     info.add_argument("--model", metavar="CARD.json")

@@ -12,17 +12,14 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .postprocessing import CONNECTIVITY, TUMOR
+from .postprocessing import CONNECTIVITY, TUMOR, boundary
 
 STRUCTURES = {"liver": lambda labels: labels > 0, "tumor": lambda labels: labels == TUMOR}
 
 
 def surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
     """Distances (mm) from each surface voxel of `a` to the surface of `b`, and back, concatenated."""
-    def surface(mask: np.ndarray) -> np.ndarray:
-        return mask & ~ndimage.binary_erosion(mask, structure=CONNECTIVITY)
-
-    sa, sb = surface(a), surface(b)
+    sa, sb = boundary(a), boundary(b)
     to_b = ndimage.distance_transform_edt(~sb, sampling=spacing)[sa]
     to_a = ndimage.distance_transform_edt(~sa, sampling=spacing)[sb]
     return np.concatenate([to_b, to_a])

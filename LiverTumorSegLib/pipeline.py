@@ -7,8 +7,6 @@ and in-plane bounding box (plus a margin). Slices are encoded per batch, so memo
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -54,7 +52,7 @@ class SegmentationResult:
 def _cancel_requested(cancel: CancelCheck) -> bool:
     if cancel is None:
         return False
-    if isinstance(cancel, threading.Event) or hasattr(cancel, "is_set"):
+    if hasattr(cancel, "is_set"):
         return bool(cancel.is_set())
     return bool(cancel())
 
@@ -169,7 +167,3 @@ class Segmenter:
         z_high = min(shape[2], sampled[high[2]] + spec.coarse_slice_step + margin[2] + 1)
         return (x, y), range(z_low, z_high)
 
-
-def with_postprocessing(card: ModelCard, **changes) -> PostprocessingSpec:
-    """The card's post-processing with some steps changed (e.g. min_lesion_volume_mm3=50)."""
-    return dataclasses.replace(card.postprocessing, **changes)

@@ -11,6 +11,11 @@ LIVER, TUMOR = 1, 2
 CONNECTIVITY = ndimage.generate_binary_structure(3, 1)
 
 
+def boundary(mask: np.ndarray) -> np.ndarray:
+    """Voxels of a 2D or 3D mask that touch the outside (face connectivity)."""
+    return mask & ~ndimage.binary_erosion(mask)
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 6-connected component of a boolean mask (empty stays empty)."""
     components, count = ndimage.label(mask, structure=CONNECTIVITY)

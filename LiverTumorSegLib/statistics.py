@@ -11,7 +11,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
-from .postprocessing import CONNECTIVITY, LIVER, TUMOR
+from .postprocessing import CONNECTIVITY, LIVER, TUMOR, boundary
 
 # Bands on the longest axial diameter (mm), lower bound included: [0, 10), [10, 20), [20, 50), [50, inf).
 SIZE_CATEGORIES = ((10.0, "<10 mm"), (20.0, "10-20 mm"), (50.0, "20-50 mm"), (np.inf, ">50 mm"))
@@ -34,32 +34,24 @@ def max_distance_mm(points_mm: np.ndarray) -> float:
     return float(pdist(points_mm).max())
 
 
-def _boundary_voxels(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, structure=CONNECTIVITY)
-
-
 def _to_mm(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
     return ijk @ affine[:3, :3].T + affine[:3, 3]
 
 
 def lesion_measurements(lesion: np.ndarray, offset: np.ndarray, affine: np.ndarray) -> dict:
     """Diameters and centroid of one lesion given as a cropped mask and its (i, j, k) offset."""
-    boundary = np.argwhere(_boundary_voxels(lesion)) + offset
+    surface = np.argwhere(boundary(lesion)) + offset
     axial = 0.0
     for local_k in range(lesion.shape[2]):
-        in_slice = np.argwhere(_boundary_voxels_2d(lesion[:, :, local_k]))
+        in_slice = np.argwhere(boundary(lesion[:, :, local_k]))
         ijk = np.column_stack([in_slice, np.full(len(in_slice), local_k)]) + offset
         axial = max(axial, max_distance_mm(_to_mm(affine, ijk)))
     centroid = _to_mm(affine, np.asarray(ndimage.center_of_mass(lesion))[None] + offset)[0]
     return {
         "longest_axial_diameter_mm": axial,
-        "max_diameter_mm": max_distance_mm(_to_mm(affine, boundary)),
+        "max_diameter_mm": max_distance_mm(_to_mm(affine, surface)),
         "centroid_ras_mm": [round(float(c), 2) for c in centroid],
     }
-
-
-def _boundary_voxels_2d(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask)
 
 
 def compute_statistics(labels: np.ndarray, affine: np.ndarray, hu: np.ndarray,

@@ -41,6 +41,18 @@ def ensure_writable_directory(path: Path) -> None:
                           "folder you can write to with -o.") from exc
 
 
+def segment_and_score(segmenter: Segmenter, cases: list[tuple[str, Path, Path]],
+                      output_dir: Path) -> dict[str, dict]:
+    """Segment each (name, CT, reference label) case into `output_dir` and score it."""
+    from .evaluation import evaluate_files
+
+    pairs = []
+    for name, ct, label in cases:
+        _, outputs = segment_file(segmenter, ct, output_dir)
+        pairs.append((name, outputs.segmentation, label))
+    return evaluate_files(pairs)
+
+
 def segment_file(segmenter: Segmenter, input_path: Path, output_dir: Path, overlay: bool = False,
                  force: bool = False, postprocessing: PostprocessingSpec | None = None,
                  progress: ProgressCallback | None = None,

@@ -38,10 +38,10 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_evaluate_model(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate_files, write_evaluation
+    from ..evaluation import write_evaluation
     from ..pipeline import Segmenter
     from ..reporting.tables import text_table
-    from ..workflow import ensure_writable_directory, segment_file
+    from ..workflow import ensure_writable_directory, segment_and_score
     from .dataset import find_cases
 
     output = Path(args.output)
@@ -51,11 +51,8 @@ def command_evaluate_model(args: argparse.Namespace) -> int:
         print(f"skipping {case.name}: its label was made by a model, not a reference")
     cases = [c for c in cases if c.label_is_truth]
     segmenter = Segmenter(Path(args.model) if args.model else None, device=args.device)
-    pairs = []
-    for case in cases:
-        _, outputs = segment_file(segmenter, case.ct, output / "predictions")
-        pairs.append((case.name, outputs.segmentation, case.label))
-    metrics = evaluate_files(pairs)
+    metrics = segment_and_score(segmenter, [(c.name, c.ct, c.label) for c in cases],
+                                output / "predictions")
     summary = write_evaluation(output, metrics)
     print(text_table(["case", "liver Dice", "tumor Dice", "lesions found", "lesion precision"],
                      [[n, m["liver"]["dice"], m["tumor"]["dice"],

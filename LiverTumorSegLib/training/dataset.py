@@ -134,9 +134,9 @@ def cache_case(case: Case, cache_dir: Path) -> CachedCase:
         meta_path.write_text(json.dumps({"spacing": plan.canonical_spacing}))
     hu = np.load(hu_path, mmap_mode="r")
     labels = np.load(label_path, mmap_mode="r")
-    per_slice = np.stack([(labels == v).any(axis=(0, 1)) for v in (1, 2)])
+    highest = labels.max(axis=(0, 1))  # per axial slice: 0 nothing, 1 liver, 2 tumor
     return CachedCase(case.name, hu, labels, tuple(json.loads(meta_path.read_text())["spacing"]),
-                      np.flatnonzero(per_slice[0] | per_slice[1]), np.flatnonzero(per_slice[1]))
+                      np.flatnonzero(highest >= 1), np.flatnonzero(highest == 2))
 
 
 def choose_slice(case: CachedCase, rng: np.random.Generator, sampling: dict[str, float]) -> int:

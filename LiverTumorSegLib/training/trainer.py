@@ -20,7 +20,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..evaluation import evaluate_files
 from ..inference import resolve_device
 from ..metrics import summarize
 from ..model.card import Architecture, InferenceSpec, InputSpec, ModelCard, PostprocessingSpec
@@ -30,7 +29,7 @@ from ..pipeline import Segmenter
 from ..reporting.figures import save_dice_bars, save_training_curves
 from ..resources import REPOSITORY_ROOT
 from ..volume.io import atomic_write_json
-from ..workflow import segment_file
+from ..workflow import segment_and_score
 from .augment import AugmentSpec, augment_batch
 from .dataset import Case, cache_case, find_cases, split_cases
 from .losses import segmentation_loss
@@ -159,12 +158,8 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, total_s
 
 def validate(card: ModelCard, cases: list[Case], device: torch.device, work_dir: Path) -> dict[str, dict]:
     """Per-case metrics of a model through the engine (segment the CT, score against its label)."""
-    segmenter = Segmenter(card, device=device.type)
-    predictions = []
-    for case in cases:
-        _, outputs = segment_file(segmenter, case.ct, work_dir)
-        predictions.append((case.name, outputs.segmentation, case.label))
-    return evaluate_files(predictions)
+    return segment_and_score(Segmenter(card, device=device.type),
+                             [(c.name, c.ct, c.label) for c in cases], work_dir)
 
 
 def _training_record(config: TrainingConfig, train_cases: list[Case], held_out: list[Case],
