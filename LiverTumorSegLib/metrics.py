@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .postprocessing import CONNECTIVITY, TUMOR, boundary
+from .labels import CONNECTIVITY, TUMOR, boundary
 
 STRUCTURES = {"liver": lambda labels: labels > 0, "tumor": lambda labels: labels == TUMOR}
 

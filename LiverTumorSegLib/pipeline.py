@@ -21,7 +21,8 @@ from .errors import CancelledError
 from .inference import SlicePredictor, describe_device, resolve_device
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from .model.network import load_network
-from .postprocessing import LIVER, largest_component, postprocess
+from .labels import LIVER, largest_component
+from .postprocessing import postprocess
 from .preprocessing import SliceEncoder, from_model_grid
 from .statistics import compute_statistics
 from .volume.checks import as_scalar_3d, check_affine, check_ct_intensities, check_slice_count

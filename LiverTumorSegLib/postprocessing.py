@@ -5,25 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .labels import CONNECTIVITY, TUMOR, largest_component
 from .model.card import PostprocessingSpec
-
-LIVER, TUMOR = 1, 2
-CONNECTIVITY = ndimage.generate_binary_structure(3, 1)
-
-
-def boundary(mask: np.ndarray) -> np.ndarray:
-    """Voxels of a 2D or 3D mask that touch the outside (face connectivity)."""
-    return mask & ~ndimage.binary_erosion(mask)
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 6-connected component of a boolean mask (empty stays empty)."""
-    components, count = ndimage.label(mask, structure=CONNECTIVITY)
-    if count <= 1:
-        return components > 0
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    return components == int(np.argmax(sizes))
 
 
 def ellipsoid_structure(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .labels import LIVER, TUMOR
+
 
 @dataclass(frozen=True)
 class SegmentStyle:
@@ -20,11 +22,11 @@ class SegmentStyle:
 
 
 LIVER_SEGMENT = SegmentStyle(
-    name="Liver", label=1, colour_rgb=(221, 130, 101),
+    name="Liver", label=LIVER, colour_rgb=(221, 130, 101),
     terminology="Segmentation category and type - 3D Slicer General Anatomy list"
                 "~SCT^123037004^Anatomical Structure~SCT^10200004^Liver~^^~~^^~^^")
 TUMOR_SEGMENT = SegmentStyle(
-    name="Tumor", label=2, colour_rgb=(60, 220, 90),
+    name="Tumor", label=TUMOR, colour_rgb=(60, 220, 90),
     terminology="Segmentation category and type - DICOM master list"
                 "~SCT^49755003^Morphologically Altered Structure~SCT^108369006^Neoplasm~^^"
                 "~Anatomic codes - DICOM master list~SCT^10200004^Liver~^^")

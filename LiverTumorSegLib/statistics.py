@@ -11,7 +11,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
-from .postprocessing import CONNECTIVITY, LIVER, TUMOR, boundary
+from .labels import CONNECTIVITY, LIVER, TUMOR, boundary
 
 # Bands on the longest axial diameter (mm), lower bound included: [0, 10), [10, 20), [20, 50), [50, inf).
 SIZE_CATEGORIES = ((10.0, "<10 mm"), (20.0, "10-20 mm"), (50.0, "20-50 mm"), (np.inf, ">50 mm"))

@@ -14,7 +14,7 @@ import torch
 from conftest import REPO, data_case
 from LiverTumorSegLib.model.card import load_model_card
 from LiverTumorSegLib.pipeline import Segmenter
-from LiverTumorSegLib.postprocessing import LIVER, TUMOR
+from LiverTumorSegLib.labels import LIVER, TUMOR
 from LiverTumorSegLib.training.augment import AugmentSpec, augment_batch
 from LiverTumorSegLib.training.dataset import Case, find_cases, split_cases
 from LiverTumorSegLib.training.synthetic_tumors import LesionSpec, insert_lesion

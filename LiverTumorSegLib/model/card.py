@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..labels import CLASS_NAMES
 from ..resources import BUNDLED_MODEL_CARD
-
-CLASS_NAMES = ("background", "liver", "tumor")
 
 
 class _FromDict:

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
-from .card import CLASS_NAMES, Architecture, ModelCard
+from ..labels import CLASS_NAMES
+from .card import Architecture, ModelCard
 
 def build_network(architecture: Architecture, in_channels: int) -> torch.nn.Module:
     """A randomly initialised segmentation-models-pytorch network (no pretrained download)."""

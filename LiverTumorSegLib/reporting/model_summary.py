@@ -22,6 +22,8 @@ def model_card_summary(card: ModelCard) -> list[str]:
         f"({spec.in_channels} channels).",
     ]
     training = card.training
+    if training.get("status"):
+        lines.append(f"Status: {training['status']}.")
     if training.get("licences"):
         cases = "; ".join(f"{name} ({terms})" for name, terms in training["licences"].items())
         lines.append(f"Trained on: {cases}.")
@@ -34,6 +36,27 @@ def model_card_summary(card: ModelCard) -> list[str]:
         lines.append(f"Held-out accuracy ({held_out}): mean per-case Dice liver {_dice(summary, 'liver')},"
                      f" tumor {_dice(summary, 'tumor')}.")
     for key, value in card.evaluation.items():
-        if key not in ("held_out_summary", "held_out_per_case", "best_epoch"):
-            lines.append(f"{key}: {value}")
+        if key in ("held_out_summary", "held_out_per_case", "best_epoch"):
+            continue
+        lines.extend(_evaluation_lines(key.replace("_", " "), value))
     return lines
+
+
+def _evaluation_lines(title: str, value) -> list[str]:
+    """One line per scored case of a card's evaluation entry (a case, or cases by name)."""
+    if not isinstance(value, dict):
+        return [f"{title}: {value}"]
+    if "liver_dice" in value:
+        return [f"{title}: {_scores(value)}" + (f" ({value['what']})" if "what" in value else "")]
+    lines = [f"{title}" + (f" ({value['what']}):" if "what" in value else ":")]
+    lines.extend(f"  {name}: {_scores(scores)}" for name, scores in value.items()
+                 if isinstance(scores, dict))
+    return lines
+
+
+def _scores(scores: dict) -> str:
+    text = f"liver Dice {scores['liver_dice']:.3f}, tumor Dice {scores['tumor_dice']:.3f}"
+    if "lesions_predicted" in scores:
+        text += (f", lesions found {scores.get('lesions_found', '?')}/{scores.get('lesions_true', '?')}"
+                 f", {scores['lesions_predicted']} predicted")
+    return text

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputVolumeError
+from ..labels import LIVER, TUMOR
 from ..volume.checks import as_scalar_3d
 from ..volume.io import read_volume
 from ..volume.orientation import plan_reorientation
@@ -136,7 +137,7 @@ def cache_case(case: Case, cache_dir: Path) -> CachedCase:
     labels = np.load(label_path, mmap_mode="r")
     highest = labels.max(axis=(0, 1))  # per axial slice: 0 nothing, 1 liver, 2 tumor
     return CachedCase(case.name, hu, labels, tuple(json.loads(meta_path.read_text())["spacing"]),
-                      np.flatnonzero(highest >= 1), np.flatnonzero(highest == 2))
+                      np.flatnonzero(highest >= LIVER), np.flatnonzero(highest == TUMOR))
 
 
 def choose_slice(case: CachedCase, rng: np.random.Generator, sampling: dict[str, float]) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..postprocessing import TUMOR
+from ..labels import TUMOR
 from ..reporting.figures import DISPLAY_WINDOW_HU, TUMOR_COLOUR, _pyplot, _save, radiological_view
 from .dataset import cache_case, find_cases
 from .synthetic_tumors import add_synthetic_lesions

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..postprocessing import LIVER, TUMOR
+from ..labels import LIVER, TUMOR
 
 
 @dataclass(frozen=True)
