@@ -18,16 +18,16 @@ import torch
 from scipy import ndimage
 
 from .errors import CancelledError
-from .inference import SlicePredictor, describe_device, resolve_device
+from .inference import SlicePredictor, resolve_device
+from .labels import LIVER, largest_component
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from .model.network import load_network
-from .labels import LIVER, largest_component
 from .postprocessing import postprocess
-from .preprocessing import SliceEncoder, from_model_grid
+from .preprocessing import SliceEncoder, from_model_grid, read_slabs
 from .statistics import compute_statistics
 from .volume.checks import as_scalar_3d, check_affine, check_ct_intensities, check_slice_count
 from .volume.io import Volume
-from .volume.orientation import Reorientation, plan_reorientation
+from .volume.orientation import plan_reorientation
 
 ProgressCallback = Callable[[float, str], None]
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
@@ -50,6 +50,34 @@ class SegmentationResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LiverBox:
+    """The part of the canonical volume the fine pass covers: an in-plane box and an axial slab.
+    Labels and confidences exist only inside it; outside, everything is background."""
+
+    x: slice
+    y: slice
+    z: slice
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        return self.x, self.y, self.z
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(s.stop - s.start for s in self.slices)  # type: ignore[return-value]
+
+    def affine(self, canonical_affine: np.ndarray) -> np.ndarray:
+        """Voxel-to-RAS affine of the box's own voxel grid."""
+        affine = canonical_affine.copy()
+        affine[:3, 3] += affine[:3, :3] @ np.array([s.start for s in self.slices], dtype=float)
+        return affine
+
+    @classmethod
+    def whole(cls, shape: tuple[int, ...]) -> LiverBox:
+        return cls(slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
+
+
 def _cancel_requested(cancel: CancelCheck) -> bool:
     if cancel is None:
         return False
@@ -61,11 +89,15 @@ def _cancel_requested(cancel: CancelCheck) -> bool:
 class Segmenter:
     """A loaded model ready to segment volumes; load once, segment many."""
 
-    def __init__(self, card: ModelCard | str | Path | None = None, device: str = "auto"):
+    def __init__(self, card: ModelCard | str | Path | None = None, device: str = "auto",
+                 precision: str = "auto", network: torch.nn.Module | None = None):
+        """`network`: use this in-memory network instead of loading the card's weights (training
+        validates this way); `precision`: see `inference.resolve_precision`."""
         started = time.perf_counter()
         self.card = resolve_model_card(card)
         self.device = resolve_device(device)
-        self.predictor = SlicePredictor(load_network(self.card), self.device)
+        self.predictor = SlicePredictor(network if network is not None else load_network(self.card),
+                                        self.device, precision)
         self.load_seconds = time.perf_counter() - started
 
     def segment(self, volume: Volume, force: bool = False,
@@ -83,88 +115,99 @@ class Segmenter:
             orientation = plan_reorientation(array.shape, volume.affine)
             canonical = orientation.to_canonical(array)
             check_slice_count(canonical.shape[2], self.card.input.context_slices)
-            labels, confidence = self._predict(canonical, orientation, report, cancel)
-            report(0.92, "Cleaning up the segmentation")
             spacing = orientation.canonical_spacing
+            box, labels, confidence = self._predict(canonical, spacing, report, cancel)
+            report(0.92, "Cleaning up the segmentation")
             labels = postprocess(labels, spacing, postprocessing or self.card.postprocessing)
             report(0.96, "Measuring liver and lesions")
-            statistics = compute_statistics(labels, orientation.canonical_affine, canonical, confidence)
+            statistics = compute_statistics(labels, box.affine(orientation.canonical_affine),
+                                            canonical[box.slices], confidence)
         # Keep the engine's own warnings (obliquity, no liver, forced input, GPU fallback).
         messages = [str(w.message) for w in caught if str(w.filename).startswith(_PACKAGE_DIR)]
         for message in messages:
             warnings.warn(message, stacklevel=2)
-        statistics.update(device=describe_device(self.predictor.device),
+        statistics.update(device=self.predictor.describe(),
                           seconds=round(time.perf_counter() - started, 3),
                           model=self.card.name, warnings=messages)
+        output = np.zeros(array.shape, dtype=np.uint8)
+        orientation.to_canonical(output)[box.slices] = labels
         report(1.0, "Done")
-        return SegmentationResult(orientation.from_canonical(labels), volume.affine, statistics,
-                                  messages)
+        return SegmentationResult(output, volume.affine, statistics, messages)
 
-    def _predict(self, canonical: np.ndarray, orientation: Reorientation,
-                 report: ProgressCallback, cancel: CancelCheck) -> tuple[np.ndarray, np.ndarray]:
-        """Raw labels and confidence (uint8, canonical grid) from the coarse and fine passes."""
+    def _predict(self, canonical: np.ndarray, spacing: tuple[float, float, float],
+                 report: ProgressCallback, cancel: CancelCheck
+                 ) -> tuple[LiverBox, np.ndarray, np.ndarray]:
+        """The fine pass's box and its raw labels and confidences (uint8, canonical axes)."""
         spec = self.card.inference
-        spacing = orientation.canonical_spacing
-        encoder = SliceEncoder(canonical, spacing, self.card.input)
-        labels = np.zeros(canonical.shape, dtype=np.uint8)
-        confidence = np.zeros(canonical.shape, dtype=np.uint8)
+        encoder = SliceEncoder.for_volume(canonical, spacing, self.card.input, self.predictor.device)
         n_slices = canonical.shape[2]
-        region: tuple[slice, slice] | None = None
-        slab = range(n_slices)
+        box = LiverBox.whole(canonical.shape)
         if spec.coarse_slice_step > 1 and n_slices >= 3 * spec.coarse_slice_step:
             coarse = sorted(set(range(0, n_slices, spec.coarse_slice_step)) | {n_slices - 1})
-            self._run_slices(encoder, coarse, None, labels, confidence, report, cancel, 0.0, 0.3,
+            liver = np.zeros(canonical.shape[:2] + (len(coarse),), dtype=bool)
+
+            def keep_liver(first: int, chosen: np.ndarray, _: np.ndarray) -> None:
+                liver[:, :, first: first + len(chosen)] = np.moveaxis(chosen >= LIVER, 0, -1)
+
+            self._run_slices(encoder, canonical, coarse, box, keep_liver, report, cancel, 0.0, 0.3,
                              "Finding the liver")
-            found = self._liver_region(labels, coarse, spacing)
+            found = self._liver_box(liver, coarse, spacing, canonical.shape)
             if found is None:
                 report(0.9, "No liver found")
                 warnings.warn("No liver was found in this volume; the segmentation is empty.",
                               stacklevel=2)
-                return np.zeros_like(labels), confidence
-            region, slab = found
-            labels[:] = 0
-            confidence[:] = 0
-        self._run_slices(encoder, list(slab), region, labels, confidence, report, cancel, 0.3, 0.9,
-                         "Segmenting liver and tumors")
-        return labels, confidence
+                empty = LiverBox(slice(0, 1), slice(0, 1), slice(0, 1))
+                return empty, np.zeros(empty.shape, np.uint8), np.zeros(empty.shape, np.uint8)
+            box = found
+        labels = np.zeros(box.shape, dtype=np.uint8)
+        confidence = np.zeros(box.shape, dtype=np.uint8)
 
-    def _run_slices(self, encoder: SliceEncoder, slice_indices: list[int],
-                    region: tuple[slice, slice] | None, labels: np.ndarray, confidence: np.ndarray,
+        def keep_all(first: int, chosen: np.ndarray, best: np.ndarray) -> None:
+            labels[:, :, first: first + len(chosen)] = np.moveaxis(chosen, 0, -1)
+            confidence[:, :, first: first + len(chosen)] = np.moveaxis(best, 0, -1)
+
+        self._run_slices(encoder, canonical, list(range(box.z.start, box.z.stop)), box, keep_all,
+                         report, cancel, 0.3, 0.9, "Segmenting liver and tumors")
+        return box, labels, confidence
+
+    def _run_slices(self, encoder: SliceEncoder, canonical: np.ndarray, slice_indices: list[int],
+                    box: LiverBox, write: Callable[[int, np.ndarray, np.ndarray], None],
                     report: ProgressCallback, cancel: CancelCheck, start: float, stop: float,
                     message: str) -> None:
-        grid = encoder.grid(region)
-        x, y = region or (slice(None), slice(None))
+        """Predict the given slices inside the box's in-plane region, batch by batch; `write`
+        receives the batch's position in `slice_indices`, its labels and its confidences (uint8,
+        0..255), each (slices, x, y)."""
+        region = (box.x, box.y)
+        grid = encoder.grid((box.shape[0], box.shape[1]))
         batch_size = self.card.inference.batch_size
         for first in range(0, len(slice_indices), batch_size):
             if _cancel_requested(cancel):
                 raise CancelledError("Cancelled by the user; nothing was written.")
             batch = slice_indices[first: first + batch_size]
-            probabilities = from_model_grid(self.predictor.predict(encoder.encode(batch, region)), grid)
+            images = encoder.encode(read_slabs(canonical, batch, self.card.input, region))
+            probabilities = from_model_grid(self.predictor.predict(images), grid)
             best, chosen = torch.max(probabilities, dim=1)
-            for row, k in enumerate(batch):
-                labels[x, y, k] = chosen[row].numpy()
-                confidence[x, y, k] = (best[row] * 255.0).round().to(torch.uint8).numpy()
+            write(first, chosen.to(torch.uint8).cpu().numpy(),
+                  (best * 255.0).round_().to(torch.uint8).cpu().numpy())
             done = (first + len(batch)) / len(slice_indices)
-            report(start + (stop - start) * done, f"{message} ({first + len(batch)}/{len(slice_indices)} slices)")
+            report(start + (stop - start) * done,
+                   f"{message} ({first + len(batch)}/{len(slice_indices)} slices)")
         if _cancel_requested(cancel):
             raise CancelledError("Cancelled by the user; nothing was written.")
 
-    def _liver_region(self, labels: np.ndarray, sampled: list[int],
-                      spacing: tuple[float, float, float]) -> tuple[tuple[slice, slice], range] | None:
+    def _liver_box(self, liver_stack: np.ndarray, sampled: list[int],
+                   spacing: tuple[float, float, float], shape: tuple[int, ...]) -> LiverBox | None:
         """Bounding box (with margin) of the largest liver component seen by the coarse pass."""
         spec = self.card.inference
-        stack = labels[:, :, sampled] >= LIVER
-        liver = largest_component(stack)
+        liver = largest_component(liver_stack)
         step_mm = spec.coarse_slice_step * spacing[2]
         if np.count_nonzero(liver) * spacing[0] * spacing[1] * step_mm / 1000.0 < spec.coarse_min_liver_ml:
             return None
-        box = ndimage.find_objects(liver.view(np.uint8))[0]
-        low, high = [b.start for b in box], [b.stop - 1 for b in box]
-        shape = labels.shape
+        found = ndimage.find_objects(liver.view(np.uint8))[0]
+        low, high = [b.start for b in found], [b.stop - 1 for b in found]
         margin = [int(np.ceil(spec.roi_margin_mm / s)) for s in spacing]
         x = slice(max(0, low[0] - margin[0]), min(shape[0], high[0] + margin[0] + 1))
         y = slice(max(0, low[1] - margin[1]), min(shape[1], high[1] + margin[1] + 1))
         z_low = max(0, sampled[low[2]] - spec.coarse_slice_step - margin[2])
         z_high = min(shape[2], sampled[high[2]] + spec.coarse_slice_step + margin[2] + 1)
-        return (x, y), range(z_low, z_high)
-
+        return LiverBox(x, y, slice(z_low, z_high))

@@ -17,6 +17,14 @@ def ellipsoid_structure(radius_mm: float, spacing: tuple[float, float, float]) -
     return np.asarray(distance <= 1.0)
 
 
+def _closing(mask: np.ndarray, ball: np.ndarray) -> np.ndarray:
+    """Binary closing as if the mask continued with background beyond the array's edges (the
+    array may be a crop of a larger volume)."""
+    pad = [(h // 2, h // 2) for h in ball.shape]
+    closed = ndimage.binary_closing(np.pad(mask, pad), structure=ball)
+    return closed[tuple(slice(p, p + n) for (p, _), n in zip(pad, mask.shape))]
+
+
 def remove_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
     """Drop 6-connected components with fewer than `min_voxels` voxels."""
     components, count = ndimage.label(mask, structure=CONNECTIVITY)
@@ -36,8 +44,8 @@ def postprocess(labels: np.ndarray, spacing: tuple[float, float, float],
     tumor = labels == TUMOR
     if spec.closing_radius_mm > 0:
         ball = ellipsoid_structure(spec.closing_radius_mm, spacing)
-        organ = ndimage.binary_closing(organ, structure=ball)
-        tumor = ndimage.binary_closing(tumor, structure=ball) & organ
+        organ = _closing(organ, ball)
+        tumor = _closing(tumor, ball) & organ
     if spec.keep_largest_liver:
         organ = largest_component(organ)
     if spec.fill_liver_holes:

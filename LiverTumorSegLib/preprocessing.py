@@ -1,8 +1,9 @@
 """Turn axial CT slices into network input, exactly as the model card's `InputSpec` says.
 
 This is the only place where windows, the histogram channel, 2.5D context and in-plane resampling
-are implemented; training and inference both call it. Work is done per batch of slices, so a large
-volume is never copied whole as float32.
+are implemented. It runs in torch on whatever device the network uses, one batch of slabs at a time,
+and training and inference both call it: inference on slabs read from the CT, training on slabs that
+may carry synthetic lesions. A volume is never copied whole as float32.
 """
 
 from __future__ import annotations
@@ -18,12 +19,6 @@ from .model.card import InputSpec
 HISTOGRAM_SAMPLE_VOXELS = 1_000_000
 BODY_HU = -500.0
 LOOKUP_HU = (-1024, 3071)
-
-
-def window_to_unit(hu: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Clip Hounsfield units to [low, high] and scale to [0, 1] (float32)."""
-    out = (np.asarray(hu, dtype=np.float32) - np.float32(low)) / np.float32(high - low)
-    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def histogram_edges(volume: np.ndarray, bins: int) -> np.ndarray:
@@ -42,16 +37,6 @@ def histogram_lookup(edges: np.ndarray) -> np.ndarray:
     """Lookup table from integer HU (`LOOKUP_HU` range) to [0, 1] through equal-count bins."""
     levels = np.linspace(0.0, 1.0, len(edges), dtype=np.float32)
     return np.interp(np.arange(LOOKUP_HU[0], LOOKUP_HU[1] + 1), edges, levels).astype(np.float32)
-
-
-def equalize(hu: np.ndarray, lookup: np.ndarray) -> np.ndarray:
-    """Histogram equalisation to [0, 1]: HU rounded to integers, clipped to `LOOKUP_HU`, looked up
-    (several times faster than interpolating every voxel)."""
-    values = np.asarray(hu)
-    if not np.issubdtype(values.dtype, np.integer):
-        values = np.rint(values)
-    index = np.clip(values, LOOKUP_HU[0], LOOKUP_HU[1]).astype(np.int32) - LOOKUP_HU[0]
-    return lookup[index]
 
 
 @dataclass(frozen=True)
@@ -73,52 +58,71 @@ def model_grid(native_size: tuple[int, int], spacing_xy: tuple[float, float],
     return ModelGrid(tuple(native_size), resampled, padded)  # type: ignore[arg-type]
 
 
+def slab_offsets(spec: InputSpec) -> np.ndarray:
+    """Slice offsets of one 2.5D slab, e.g. [-1, 0, 1] for one context slice."""
+    return np.arange(-spec.context_slices, spec.context_slices + 1)
+
+
 class SliceEncoder:
-    """Builds network input for chosen axial slices of one canonical volume (i, j, k = R, A, S)."""
+    """Encodes HU slabs of one volume (its in-plane spacing and histogram) on one device.
 
-    def __init__(self, volume: np.ndarray, spacing: tuple[float, float, float], spec: InputSpec,
-                 edges: np.ndarray | None = None):
-        """`edges`: histogram bins computed on the whole volume, for an encoder of a sub-block."""
-        self.volume = volume
-        self.spacing_xy = (float(spacing[0]), float(spacing[1]))
+    A slab is the `2 * context + 1` neighbouring axial slices around the slice to segment, as a
+    tensor (N, slices, x, y) in HU of any numeric type. The encoding is pointwise (windows, histogram
+    lookup) at native resolution, then an antialiased bilinear resampling to the model's pixel size
+    and zero padding to the network's size multiple.
+    """
+
+    def __init__(self, spec: InputSpec, spacing_xy: tuple[float, float], device: torch.device,
+                 lookup: np.ndarray | torch.Tensor | None = None):
+        """`lookup`: the volume's `histogram_lookup` (required when the spec has that channel)."""
+        if spec.histogram_channel and lookup is None:
+            raise ValueError("This input spec has a histogram channel: pass the volume's lookup.")
         self.spec = spec
-        self.lookup = None
-        if spec.histogram_channel:
-            self.lookup = histogram_lookup(edges if edges is not None
-                                           else histogram_edges(volume, spec.histogram_bins))
+        self.spacing_xy = (float(spacing_xy[0]), float(spacing_xy[1]))
+        self.device = torch.device(device)
+        self.lookup = (torch.as_tensor(lookup, dtype=torch.float32, device=self.device)
+                       if spec.histogram_channel else None)
+        self._bounds = torch.tensor([[w.low, w.high - w.low] for w in spec.windows],
+                                    dtype=torch.float32, device=self.device).reshape(-1, 2)
 
-    def grid(self, region: tuple[slice, slice] | None = None) -> ModelGrid:
-        return model_grid(self._region_size(region), self.spacing_xy, self.spec)
+    @classmethod
+    def for_volume(cls, volume: np.ndarray, spacing: tuple[float, ...], spec: InputSpec,
+                   device: torch.device) -> SliceEncoder:
+        """An encoder whose histogram bins come from this (canonical) volume."""
+        lookup = (histogram_lookup(histogram_edges(volume, spec.histogram_bins))
+                  if spec.histogram_channel else None)
+        return cls(spec, (spacing[0], spacing[1]), device, lookup)
 
-    def _region_size(self, region: tuple[slice, slice] | None) -> tuple[int, int]:
-        x, y = region or (slice(None), slice(None))
-        return (len(range(*x.indices(self.volume.shape[0]))),
-                len(range(*y.indices(self.volume.shape[1]))))
+    def grid(self, native_size: tuple[int, int]) -> ModelGrid:
+        return model_grid(native_size, self.spacing_xy, self.spec)
 
-    def native_channels(self, slice_indices: list[int] | np.ndarray,
-                        region: tuple[slice, slice] | None = None) -> np.ndarray:
-        """Float32 array (N, C, x, y) at native resolution; edge slices repeat for 2.5D context."""
-        x, y = region or (slice(None), slice(None))
-        n_slices = self.volume.shape[2]
-        per_slice = self.spec.channels_per_slice
-        context = self.spec.context_slices
-        size = self._region_size(region)
-        out = np.empty((len(slice_indices), self.spec.in_channels) + size, dtype=np.float32)
-        for row, k in enumerate(slice_indices):
-            for offset in range(-context, context + 1):
-                hu = self.volume[x, y, int(np.clip(k + offset, 0, n_slices - 1))]
-                first = (offset + context) * per_slice
-                for w, window in enumerate(self.spec.windows):
-                    out[row, first + w] = window_to_unit(hu, window.low, window.high)
-                if self.lookup is not None:
-                    out[row, first + len(self.spec.windows)] = equalize(hu, self.lookup)
-        return out
+    def native_channels(self, slabs: torch.Tensor) -> torch.Tensor:
+        """Float32 channels (N, C, x, y) at native resolution: per slab slice, every window, then
+        the histogram channel."""
+        hu = slabs.to(self.device, torch.float32)
+        n, depth = hu.shape[:2]
+        low, width = self._bounds[:, 0].view(1, 1, -1, 1, 1), self._bounds[:, 1].view(1, 1, -1, 1, 1)
+        parts = [((hu[:, :, None] - low) / width).clamp_(0.0, 1.0)]
+        if self.lookup is not None:
+            index = hu.round().clamp_(*LOOKUP_HU).long() - LOOKUP_HU[0]
+            parts.append(self.lookup[index][:, :, None])
+        channels = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
+        return channels.reshape(n, depth * self.spec.channels_per_slice, *hu.shape[2:])
 
-    def encode(self, slice_indices: list[int] | np.ndarray,
-               region: tuple[slice, slice] | None = None) -> torch.Tensor:
+    def encode(self, slabs: torch.Tensor) -> torch.Tensor:
         """Network input (N, C, H, W) on the model's padded pixel grid."""
-        channels = torch.from_numpy(self.native_channels(slice_indices, region))
-        return to_model_grid(channels, self.grid(region))
+        return to_model_grid(self.native_channels(slabs), self.grid(tuple(slabs.shape[-2:])))
+
+
+def read_slabs(volume: np.ndarray, slice_indices: list[int] | np.ndarray, spec: InputSpec,
+               region: tuple[slice, slice] | None = None) -> torch.Tensor:
+    """Slabs (N, slices, x, y) of a canonical volume (i, j, k) around the given axial slices, in the
+    volume's own type; each slice is read once, and edge slices repeat for the 2.5D context."""
+    x, y = region or (slice(None), slice(None))
+    wanted = np.clip(np.asarray(slice_indices)[:, None] + slab_offsets(spec), 0, volume.shape[2] - 1)
+    unique, inverse = np.unique(wanted, return_inverse=True)
+    slices = np.stack([np.asarray(volume[x, y, k]) for k in unique])
+    return torch.from_numpy(slices)[torch.from_numpy(inverse.reshape(wanted.shape))]
 
 
 def to_model_grid(images: torch.Tensor, grid: ModelGrid) -> torch.Tensor:
@@ -143,9 +147,9 @@ def from_model_grid(scores: torch.Tensor, grid: ModelGrid) -> torch.Tensor:
     return scores
 
 
-def labels_to_model_grid(labels: np.ndarray, grid: ModelGrid) -> torch.Tensor:
+def labels_to_model_grid(labels: torch.Tensor, grid: ModelGrid) -> torch.Tensor:
     """Resample (N, x, y) label slices to the model grid (nearest), padded with background."""
-    tensor = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.uint8))[:, None].float()
+    tensor = labels[:, None].float()
     if tuple(tensor.shape[-2:]) != grid.resampled_size:
         tensor = F.interpolate(tensor, size=grid.resampled_size, mode="nearest-exact")
     return _pad_to_grid(tensor, grid)[:, 0].long()

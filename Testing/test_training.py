@@ -1,26 +1,34 @@
-"""Training pipeline at small scale on the CPU: data, split, augmentation, synthetic tumors, a
-two-epoch run on tiny64 and the DDP path with two gloo processes."""
+"""Training pipeline at small scale on the CPU: data, split, batches made like inference input,
+synthetic tumors, augmentation, runs with checkpoints, resume and a time limit, final-epoch export,
+the DDP path with two gloo processes, and the throughput benchmark as a smoke test."""
 
 import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from conftest import REPO, data_case
+from LiverTumorSegLib.labels import LIVER, TUMOR
 from LiverTumorSegLib.model.card import load_model_card
 from LiverTumorSegLib.pipeline import Segmenter
-from LiverTumorSegLib.labels import LIVER, TUMOR
+from LiverTumorSegLib.preprocessing import SliceEncoder, read_slabs
 from LiverTumorSegLib.training.augment import AugmentSpec, augment_batch
-from LiverTumorSegLib.training.dataset import Case, find_cases, split_cases
-from LiverTumorSegLib.training.synthetic_tumors import LesionSpec, insert_lesion
-from LiverTumorSegLib.training.trainer import ARCHITECTURES, parse_architecture
-from LiverTumorSegLib.model.network import build_network
+from LiverTumorSegLib.training.batches import BatchSampler, SamplingSpec
+from LiverTumorSegLib.training.checkpoint import load_checkpoint
+from LiverTumorSegLib.training.config import TrainingConfig, parse_architecture
+from LiverTumorSegLib.training.dataset import Case, cache_case, find_cases, split_cases
+from LiverTumorSegLib.training.synthetic_tumors import LesionSpec, insert_lesions
+from LiverTumorSegLib.training.trainer import StepPlan, plan_by_time, train
 from LiverTumorSegLib.volume.io import read_volume
+from LiverTumorSegLib.volume.orientation import plan_reorientation
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +48,7 @@ def tiny_config(tmp_path_factory):
     data = json.loads((REPO / "Resources" / "Model" / "training_config.json").read_text())
     data["name"] = "tiny-test"
     data["architecture"] = {"name": "Unet", "encoder_name": "resnet18"}
-    data["training"].update(epochs=2, steps_per_epoch=8, batch_size=4, crop_size=64, num_workers=0,
+    data["training"].update(epochs=2, steps_per_epoch=8, batch_size=4, crop_size=64,
                             learning_rate=0.003)
     path = tmp_path_factory.mktemp("config") / "config.json"
     path.write_text(json.dumps(data))
@@ -98,32 +106,81 @@ def test_augmentation_keeps_image_and_label_aligned():
     assert set(with_intensity.unique().tolist()) <= {0, 1, 2}
 
 
+def _round_liver_slabs(count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    grid = torch.stack(torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij"))
+    liver = ((grid[0] - 48) ** 2 + (grid[1] - 48) ** 2) < 35 ** 2
+    labels = torch.where(liver, LIVER, 0).to(torch.uint8).expand(count, 5, 96, 96).clone()
+    hu = torch.where(labels == LIVER, 100.0, -50.0) + 5 * torch.randn(labels.shape, generator=generator)
+    return hu, labels
+
+
 def test_synthetic_lesions_land_inside_the_liver_and_change_the_label():
-    rng = np.random.default_rng(0)
-    shape = (96, 96, 5)
-    labels = np.zeros(shape, np.uint8)
-    grid = np.indices(shape[:2])
-    liver_2d = ((grid[0] - 48) ** 2 + (grid[1] - 48) ** 2) < 35 ** 2
-    labels[liver_2d] = LIVER
-    hu = np.where(labels == LIVER, 100.0, -50.0).astype(np.float32) + rng.normal(0, 5, shape)
-    placed = 0
-    for seed in range(10):
-        h, lab = hu.copy(), labels.copy()
-        if insert_lesion(h, lab, (0.8, 0.8, 2.0), np.random.default_rng(seed),
-                         LesionSpec(hyperdense_probability=0.0)):
-            placed += 1
-            tumor = lab == TUMOR
-            assert tumor.any() and not (tumor & (labels != LIVER)).any()
-            assert np.allclose(h[labels != LIVER], hu[labels != LIVER]), "HU changed outside the liver"
-            assert h[tumor].mean() < hu[tumor].mean() - 10, "hypodense lesion"
-    assert placed >= 8
+    hu, labels = _round_liver_slabs(10)
+    new_hu, new_labels = hu.clone(), labels.clone()
+    placed = insert_lesions(new_hu, new_labels, (0.8, 0.8, 2.0), torch.Generator().manual_seed(3),
+                            LesionSpec(hyperdense_probability=0.0))
+    assert placed.sum() >= 8
+    tumor = new_labels == TUMOR
+    assert torch.equal(tumor.flatten(1).any(1), placed)
+    assert not (tumor & (labels != LIVER)).any(), "a lesion outside the liver"
+    outside = labels != LIVER
+    assert torch.equal(new_hu[outside], hu[outside]), "HU changed outside the liver"
+    assert new_hu[tumor].mean() < hu[tumor].mean() - 10, "hypodense lesions"
+    middle = tumor[:, 2].flatten(1).any(1)
+    assert middle.sum() >= 8, "lesions centred on the middle (training) slice"
 
 
-def test_no_lesion_without_liver():
-    hu = np.zeros((20, 20, 3), np.float32)
-    labels = np.zeros((20, 20, 3), np.uint8)
-    assert not insert_lesion(hu, labels, (1, 1, 1), np.random.default_rng(0))
-    assert not labels.any()
+def test_lesions_are_reproducible_from_the_generator_and_need_a_liver():
+    hu, labels = _round_liver_slabs(3)
+    results = []
+    for _ in range(2):
+        h, lab = hu.clone(), labels.clone()
+        insert_lesions(h, lab, (1, 1, 2), torch.Generator().manual_seed(7))
+        results.append((h, lab))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    empty = torch.zeros(2, 3, 20, 20)
+    no_liver = torch.zeros(2, 3, 20, 20, dtype=torch.uint8)
+    assert not insert_lesions(empty, no_liver, (1, 1, 1), torch.Generator().manual_seed(0)).any()
+    assert not no_liver.any()
+
+
+def test_a_training_crop_equals_the_engines_encoding_of_that_region(tiny_folder, tmp_path):
+    """Training and inference share one encoder: without lesions and augmentation, a training crop
+    is the engine's encoding of the same slice, cropped (tolerance 1e-6, float rounding)."""
+    config = TrainingConfig.load(REPO / "Resources" / "Model" / "training_config.json")
+    spec = config.input
+    cached = cache_case(Case("case_a", tiny_folder / "case_a_ct.nii.gz",
+                             tiny_folder / "case_a_label.nii.gz"), tmp_path)
+    sampler = BatchSampler([cached], spec, SamplingSpec(crop_size=32, synthetic_tumor_rate=0.0),
+                           torch.device("cpu"), seed=5, augment=None)
+    draws = sampler.draw(6)
+    images, labels = sampler.make(draws)
+    ct = read_volume(tiny_folder / "case_a_ct.nii.gz")
+    orientation = plan_reorientation(ct.array.shape, ct.affine)
+    canonical = orientation.to_canonical(np.asarray(ct.array))
+    encoder = SliceEncoder.for_volume(canonical, orientation.canonical_spacing, spec, torch.device("cpu"))
+    for n, draw in enumerate(draws):
+        engine = encoder.encode(read_slabs(canonical, [draw.slice], spec))[0]
+        x, y = draw.corner
+        expected = engine[:, x: x + 32, y: y + 32]
+        assert expected.shape == images[n].shape
+        torch.testing.assert_close(images[n], expected, rtol=0, atol=1e-6)
+    assert labels.max() <= TUMOR and (labels == LIVER).any()
+
+
+def test_sampler_state_restores_the_same_batches(tiny_folder, tmp_path):
+    config = TrainingConfig.load(REPO / "Resources" / "Model" / "training_config.json")
+    cached = cache_case(Case("case_a", tiny_folder / "case_a_ct.nii.gz",
+                             tiny_folder / "case_a_label.nii.gz"), tmp_path)
+    sampler = BatchSampler([cached], config.input, SamplingSpec(crop_size=32), torch.device("cpu"),
+                           seed=1)
+    sampler(2)
+    state = sampler.state_dict()
+    first = sampler(3)
+    sampler.load_state_dict(state)
+    again = sampler(3)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
 
 
 def run_cli(*args):
@@ -143,6 +200,7 @@ def test_two_epochs_on_tiny64_decrease_the_loss_and_export_a_working_model(tiny_
     card = load_model_card(tmp_path / "model_card.json")
     assert card.training["cases"] == ["case_a"] and card.training["validation_cases"] == ["lits-3"]
     assert "lits-3" in card.evaluation["held_out_per_case"]
+    assert card.evaluation["selection"] == "final epoch"
     assert card.training["licences"]["case_a"]
     ct, _ = data_case("tiny64")
     segmentation = Segmenter(card, device="cpu").segment(read_volume(ct))
@@ -166,13 +224,6 @@ def test_baseline_and_architecture_options(tiny_folder, tiny_config, tmp_path):
         parse_architecture("transformer")
 
 
-@pytest.mark.parametrize("preset", ["deeplabv3plus-resnet101", "unet-vgg16"])
-def test_comparison_architectures_build_and_run(preset):
-    network = build_network(ARCHITECTURES[preset], in_channels=9).eval()
-    with torch.no_grad():
-        assert network(torch.zeros(1, 9, 64, 64)).shape == (1, 3, 64, 64)
-
-
 def test_distributed_training_with_two_gloo_processes(tiny_folder, tiny_config, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
@@ -181,7 +232,11 @@ def test_distributed_training_with_two_gloo_processes(tiny_folder, tiny_config, 
          "--device", "cpu"], capture_output=True, text=True, timeout=900,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert load_model_card(tmp_path / "model_card.json").training["hardware"].startswith("CPU")
+    card = load_model_card(tmp_path / "model_card.json")
+    assert card.training["hardware"].startswith("2 x CPU")
+    assert card.training["steps"] == 2
+    rows = (tmp_path / "training_log.csv").read_text().splitlines()
+    assert len(rows) == 2, "one epoch logged once, by rank 0 only"
 
 
 def test_evaluate_model_scores_every_case_of_a_folder(tiny_folder, random_card, tmp_path):
@@ -206,3 +261,86 @@ def test_losses_prefer_the_right_answer():
         assert segmentation_loss(name, right, labels) < segmentation_loss(name, wrong, labels)
     with pytest.raises(ValueError):
         segmentation_loss("hinge", right, labels)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_resumed_run_follows_the_uninterrupted_run_exactly(tiny_folder, tiny_config, tmp_path):
+    """Killed right after a checkpoint and resumed, a run ends with the very weights and learning
+    rates of a run that was never interrupted."""
+    config = TrainingConfig.load(tiny_config, epochs=2, steps_per_epoch=3, batch_size=2)
+    whole = train(config, tiny_folder, tmp_path / "whole", device="cpu", folds=1, log=lambda _: None)
+
+    def killed_after_step_4(message: str) -> None:
+        if message.startswith("checkpoint saved at step 4"):
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(config, tiny_folder, tmp_path / "cut", device="cpu", folds=1, checkpoint_minutes=0,
+              log=killed_after_step_4)
+    assert load_checkpoint(tmp_path / "cut")["step"] == 4
+    assert "--resume" in (tmp_path / "cut" / "train.log").read_text(), "the log says how to resume"
+    resumed = train(replace(config, learning_rate=1.0), tiny_folder, tmp_path / "cut", device="cpu",
+                    resume=True, log=lambda _: None)
+    first, second = load_file(str(whole.weights_path)), load_file(str(resumed.weights_path))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert (tmp_path / "whole" / "training_log.csv").read_text().split("\n")[0] == \
+        (tmp_path / "cut" / "training_log.csv").read_text().split("\n")[0]
+    lr = [[line.split(",")[3] for line in (tmp_path / d / "training_log.csv").read_text().split()[1:]]
+          for d in ("whole", "cut")]
+    assert lr[0] == lr[1]
+
+
+def test_the_final_epoch_is_exported(tiny_folder, tiny_config, tmp_path):
+    config = TrainingConfig.load(tiny_config, epochs=2, steps_per_epoch=2, batch_size=2)
+    card = train(config, tiny_folder, tmp_path, device="cpu", folds=1, checkpoint_minutes=0,
+                 log=lambda _: None)
+    last = load_checkpoint(tmp_path)
+    assert last["step"] == 4 == card.training["steps"]
+    exported = load_file(str(card.weights_path))
+    assert all(torch.equal(exported[k], v.half() if v.is_floating_point() else v)
+               for k, v in last["model"].items())
+
+
+def test_time_limit_planning_fits_the_steps_into_the_limit():
+    plan = plan_by_time(limit_seconds=600, elapsed_seconds=40, seconds_per_step=0.05,
+                        reserve_seconds=60, probe_steps=200, epochs=10)
+    assert plan.total_steps == 200 + int((600 - 40 - 60) / 0.05)
+    assert plan.scheduled_steps == plan.total_steps - 200
+    assert [plan.epoch_end(e) for e in (1, 10)] == [200 + 1000, plan.total_steps]
+    assert plan.epoch_of(1200) == 1 and plan.epoch_of(1201) is None
+    hopeless = plan_by_time(60, 50, 1.0, 30, 5, 3)
+    assert hopeless.total_steps == 5 + 3, "at least one step per epoch"
+    assert StepPlan(6, 2).epoch_end(1) == 3
+
+
+def test_a_time_limited_run_records_the_steps_it_chose(tiny_folder, tiny_config, tmp_path):
+    result = run_cli("train", tiny_folder, "-o", tmp_path, "--config", tiny_config, "--folds", "1",
+                     "--epochs", "2", "--batch-size", "2", "--device", "cpu", "--time-limit", "0.7")
+    assert result.returncode == 0, result.stderr
+    card = load_model_card(tmp_path / "model_card.json")
+    assert card.training["steps_chosen_by"].startswith("--time-limit 0.7 min")
+    assert f"plan: {card.training['steps']} steps" in (tmp_path / "train.log").read_text()
+    rows = (tmp_path / "training_log.csv").read_text().splitlines()[1:]
+    assert int(rows[-1].split(",")[1]) == card.training["steps"]
+
+
+def test_resume_without_a_checkpoint_says_so(tiny_folder, tmp_path):
+    result = run_cli("train", tiny_folder, "--resume", tmp_path)
+    assert result.returncode == 2 and "No checkpoint to resume from" in result.stderr
+
+
+def test_throughput_benchmark_runs(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "training_throughput.py"),
+                             "--device", "cpu", "--data", str(Path(data_case("tiny64")[0]).parent),
+                             "--cases", "tiny64", "--arch", "Unet:resnet18", "--batch-size", "2",
+                             "--crop-size", "64", "--windows", "2", "--window-seconds", "0.5",
+                             "--warmup-seconds", "0.2", "--output", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "training_throughput_cpu.json").read_text())
+    for part in ("data_pipeline", "training_step"):
+        assert len(report[part]["windows_samples_per_second"]) == 2
+        assert report[part]["median_samples_per_second"] > 0

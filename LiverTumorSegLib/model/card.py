@@ -100,6 +100,16 @@ class Architecture(_FromDict):
     encoder_name: str = "resnet50"
 
 
+def model_sections(data: dict[str, Any]) -> dict[str, Any]:
+    """The name, architecture, input, inference and post-processing of a model card or a training
+    config (both hold these sections); raises KeyError or TypeError when one is malformed."""
+    return {"name": data["name"],
+            "architecture": Architecture.from_dict(data["architecture"]),
+            "input": InputSpec.from_dict(data["input"]),
+            "inference": InferenceSpec.from_dict(data.get("inference", {})),
+            "postprocessing": PostprocessingSpec.from_dict(data.get("postprocessing", {}))}
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """Everything needed to rebuild, run and judge one trained model."""
@@ -131,14 +141,10 @@ class ModelCard:
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> ModelCard:
         try:
             card = cls(
-                name=data["name"],
-                architecture=Architecture.from_dict(data["architecture"]),
-                input=InputSpec.from_dict(data["input"]),
+                **model_sections(data),
                 weights_file=data["weights_file"],
                 weights_sha256=data["weights_sha256"],
                 classes=tuple(data.get("classes", CLASS_NAMES)),
-                inference=InferenceSpec.from_dict(data.get("inference", {})),
-                postprocessing=PostprocessingSpec.from_dict(data.get("postprocessing", {})),
                 training=data.get("training", {}),
                 evaluation=data.get("evaluation", {}),
                 path=path,

@@ -15,7 +15,10 @@ from ..labels import CLASS_NAMES
 from .card import Architecture, ModelCard
 
 def build_network(architecture: Architecture, in_channels: int) -> torch.nn.Module:
-    """A randomly initialised segmentation-models-pytorch network (no pretrained download)."""
+    """A randomly initialised segmentation-models-pytorch network (no pretrained download).
+
+    Built inside `with torch.device("meta"):` it allocates nothing, which `load_network` uses to
+    skip the random initialisation of weights that are about to be replaced."""
     import segmentation_models_pytorch as smp
 
     try:
@@ -39,21 +42,27 @@ def file_sha256(path: Path) -> str:
 def load_network(card: ModelCard) -> torch.nn.Module:
     """Build the card's network and load its verified weights (float32, eval mode, on the CPU)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     weights = card.weights_path
     if not weights.is_file():
         raise ModelError(f"The weights file {weights} named by the model card is missing; "
                          "reinstall the extension or re-export the model.")
-    actual = file_sha256(weights)
+    try:
+        data = weights.read_bytes()  # read once: the bytes that are hashed are the bytes loaded
+    except OSError as exc:
+        raise ModelError(f"The weights file {weights} named by the model card cannot be read "
+                         f"({exc.strerror}); reinstall the extension or re-export the model.") from exc
+    actual = hashlib.sha256(data).hexdigest()
     if actual != card.weights_sha256:
         raise ModelError(f"The weights file {weights} does not match the model card (SHA-256 "
                          f"{actual[:12]}… instead of {card.weights_sha256[:12]}…): it is truncated "
                          "or was changed. Reinstall the extension or re-export the model.")
-    network = build_network(card.architecture, card.input.in_channels)
+    with torch.device("meta"):
+        network = build_network(card.architecture, card.input.in_channels)
     try:
-        state = load_file(str(weights))
-        network.load_state_dict({k: v.float() for k, v in state.items()})
+        state = load(data)
+        network.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
         raise ModelError(f"The weights in {weights} do not fit the architecture in the model card "
                          f"({str(exc).splitlines()[0]}).") from exc

@@ -95,7 +95,8 @@ def save_training_curves(path: Path, history: list[dict]) -> None:
     dice_axis.set_xlabel("epoch")
     dice_axis.set_ylabel("held-out Dice (3D, per case mean)")
     dice_axis.set_ylim(0, 1)
-    dice_axis.legend(loc="lower right")
+    if dice_axis.get_lines():
+        dice_axis.legend(loc="lower right")
     figure.tight_layout()
     _save(figure, path)
 

@@ -35,7 +35,7 @@ def spatial_grid(batch: int, height: int, width: int, spec: AugmentSpec,
                  generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Sampling grid (B, H, W, 2) of a random affine transform plus elastic displacement."""
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-        return low + (high - low) * torch.rand(*shape, generator=generator).to(device)
+        return low + (high - low) * torch.rand(shape, generator=generator, device=device)
 
     angle = torch.deg2rad(uniform(-spec.rotation_degrees, spec.rotation_degrees, batch))
     scale = uniform(*spec.scale, batch)
@@ -45,7 +45,7 @@ def spatial_grid(batch: int, height: int, width: int, spec: AugmentSpec,
                          torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, [batch, 1, height, width], align_corners=False)
     coarse = uniform(-1.0, 1.0, batch, 2, 5, 5) * spec.elastic_magnitude
-    coarse = coarse * (torch.rand(batch, 1, 1, 1, generator=generator).to(device)
+    coarse = coarse * (torch.rand((batch, 1, 1, 1), generator=generator, device=device)
                        < spec.elastic_probability)
     displacement = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
     return grid + displacement.permute(0, 2, 3, 1)
@@ -53,7 +53,8 @@ def spatial_grid(batch: int, height: int, width: int, spec: AugmentSpec,
 
 def augment_batch(images: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec,
                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augmented copies of images (B, C, H, W) in [0, 1] and labels (B, H, W)."""
+    """Augmented copies of images (B, C, H, W) in [0, 1] and labels (B, H, W); `generator` lives on
+    the images' device."""
     batch, _, height, width = images.shape
     device = images.device
     grid = spatial_grid(batch, height, width, spec, generator, device)
@@ -62,16 +63,16 @@ def augment_batch(images: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec,
                            align_corners=False)[:, 0].long()
 
     def per_sample(low: float, high: float) -> torch.Tensor:
-        return (low + (high - low) * torch.rand(batch, 1, 1, 1, generator=generator)).to(device)
+        return low + (high - low) * torch.rand((batch, 1, 1, 1), generator=generator, device=device)
 
     images = (images - 0.5) * per_sample(*spec.contrast) + 0.5 + per_sample(-spec.brightness,
                                                                                spec.brightness)
     images = images.clamp(0.0, 1.0) ** per_sample(*spec.gamma)
-    noise = torch.randn(images.shape, generator=generator).to(device)
+    noise = torch.randn(images.shape, generator=generator, device=device)
     images = images + noise * per_sample(0.0, spec.noise_sigma)
-    blur = (torch.rand(batch, generator=generator) < spec.blur_probability).to(device)
-    if blur.any():
-        images[blur] = _gaussian_blur(images[blur], sigma=0.8)
+    blur = per_sample(0.0, 1.0) < spec.blur_probability
+    # Blur every image and keep it where chosen: selecting first would wait for the device.
+    images = torch.where(blur, _gaussian_blur(images, sigma=0.8), images)
     return images.clamp(0.0, 1.0), labels
 
 

@@ -6,18 +6,21 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from ..errors import LiverTumorSegError
 from ..inference import DEVICE_CHOICES
 from ..resources import TRAINING_CONFIG
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from .trainer import TrainingConfig, parse_architecture, train
+    from .config import TrainingConfig, parse_architecture
+    from .trainer import train
 
+    if args.output is None and args.resume is None:
+        raise LiverTumorSegError("Give an output folder (-o OUTDIR), or --resume RUN_FOLDER.")
     config = TrainingConfig.load(
         Path(args.config), seed=args.seed, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size, crop_size=args.crop_size, learning_rate=args.learning_rate,
-        loss=args.loss, schedule=args.schedule, synthetic_tumor_rate=args.synthetic_tumor_rate,
-        num_workers=args.workers)
+        loss=args.loss, schedule=args.schedule, synthetic_tumor_rate=args.synthetic_tumor_rate)
     if args.arch:
         architecture = parse_architecture(args.arch)
         config = dataclasses.replace(config, architecture=architecture,
@@ -30,8 +33,10 @@ def command_train(args: argparse.Namespace) -> int:
             config, name=f"{config.name}-baseline", synthetic_tumor_rate=synthetic,
             input=dataclasses.replace(config.input, windows=config.input.windows[:1],
                                       histogram_channel=False, context_slices=0))
-    card = train(config, Path(args.data), Path(args.output), device=args.device, folds=args.folds,
-                 fold=args.fold, validation=tuple(args.validation or ()))
+    card = train(config, Path(args.data), Path(args.resume or args.output), device=args.device,
+                 folds=args.folds, fold=args.fold, validation=tuple(args.validation or ()),
+                 time_limit_minutes=args.time_limit, checkpoint_minutes=args.checkpoint_minutes,
+                 resume=args.resume is not None)
     if card is not None:
         print(f"wrote {card.path} and {card.weights_path}")
     return 0
@@ -68,7 +73,7 @@ def add_training_commands(commands) -> None:
     train = commands.add_parser("train", help="train a model on a folder of CT/label pairs")
     train.add_argument("data", help="folder of <case>_ct.nii.gz + <case>_label.nii.gz, or LiTS "
                                     "volume-N.nii + segmentation-N.nii")
-    train.add_argument("-o", "--output", required=True, help="folder for the model, logs and plots")
+    train.add_argument("-o", "--output", help="folder for the model, logs, plots and checkpoints")
     train.add_argument("--config", default=str(TRAINING_CONFIG),
                        help="training config JSON (default: the shipped model's)")
     train.add_argument("--arch", help="unet-resnet50 (default), deeplabv3plus-resnet101, unet-vgg16 "
@@ -83,11 +88,20 @@ def add_training_commands(commands) -> None:
     split.add_argument("--validation", nargs="+", metavar="CASE", help="explicit held-out cases")
     for flag, kind in (("--seed", int), ("--epochs", int), ("--steps-per-epoch", int),
                        ("--batch-size", int), ("--crop-size", int), ("--learning-rate", float),
-                       ("--synthetic-tumor-rate", float), ("--workers", int)):
+                       ("--synthetic-tumor-rate", float)):
         train.add_argument(flag, type=kind, help="override the config's value")
     train.add_argument("--loss", choices=("ce_dice", "tversky"))
     train.add_argument("--schedule", choices=("onecycle", "cosine", "plateau"))
     train.add_argument("--no-augment", action="store_true", help="switch augmentation off")
+    run = train.add_argument_group("time and interruptions")
+    run.add_argument("--time-limit", type=float, metavar="MINUTES",
+                     help="measure throughput first, then make as many steps as end (with validation "
+                          "and export) inside this limit; the steps chosen go to the log and the card")
+    run.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="MINUTES",
+                     help="save a checkpoint this often (default 10)")
+    run.add_argument("--resume", metavar="RUN_FOLDER",
+                     help="continue the run in this folder from its checkpoint (its own config, "
+                          "split and plan)")
     train.set_defaults(handler=command_train)
 
     evaluate = commands.add_parser("evaluate-model",

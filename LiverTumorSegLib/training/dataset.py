@@ -106,23 +106,30 @@ def split_cases(cases: list[Case], seed: int, folds: int = 5, fold: int = 0,
     return train, held
 
 
+CACHE_LAYOUT = "zxy-v2"  # bump when the cached arrays change, so stale caches are rebuilt
+FOREGROUND_POINTS = 64
+
+
 @dataclass
 class CachedCase:
-    """A case in canonical orientation, memory-mapped from the cache."""
+    """A case in canonical orientation with axial slices first (k, i, j), memory-mapped from the
+    cache, so one 2.5D slab is one contiguous read."""
 
     name: str
-    hu: np.ndarray  # int16 (i, j, k) canonical
-    labels: np.ndarray  # uint8
-    spacing: tuple[float, float, float]
+    hu: np.ndarray  # int16 (k, i, j)
+    labels: np.ndarray  # uint8 (k, i, j)
+    spacing: tuple[float, float, float]  # canonical (i, j, k) spacing in mm
     liver_slices: np.ndarray
     tumor_slices: np.ndarray
+    foreground: dict[int, np.ndarray]  # per liver slice, up to FOREGROUND_POINTS (i, j) label voxels
 
 
 def cache_case(case: Case, cache_dir: Path) -> CachedCase:
     """Write (once) and memory-map the canonical HU and label arrays of a case."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    hu_path, label_path = cache_dir / f"{case.name}_hu.npy", cache_dir / f"{case.name}_labels.npy"
-    meta_path = cache_dir / f"{case.name}.json"
+    hu_path = cache_dir / f"{case.name}_hu_{CACHE_LAYOUT}.npy"
+    label_path = cache_dir / f"{case.name}_labels_{CACHE_LAYOUT}.npy"
+    meta_path = cache_dir / f"{case.name}_{CACHE_LAYOUT}.json"
     if not meta_path.is_file():
         ct, label = read_volume(case.ct), read_volume(case.label)
         ct_array, label_array = as_scalar_3d(ct.array), as_scalar_3d(label.array)
@@ -130,14 +137,24 @@ def cache_case(case: Case, cache_dir: Path) -> CachedCase:
             raise InputVolumeError(f"{case.name}: CT {ct_array.shape} and label "
                                    f"{label_array.shape} differ in shape.")
         plan = plan_reorientation(ct_array.shape, ct.affine)
-        np.save(hu_path, np.clip(plan.to_canonical(ct_array), -1024, 3071).astype(np.int16))
-        np.save(label_path, plan.to_canonical(np.asarray(label_array)).astype(np.uint8))
+        slices_first = (2, 0, 1)
+        hu = np.clip(plan.to_canonical(ct_array), -1024, 3071).astype(np.int16).transpose(slices_first)
+        np.save(hu_path, np.ascontiguousarray(hu))
+        labels = plan.to_canonical(np.asarray(label_array)).astype(np.uint8).transpose(slices_first)
+        np.save(label_path, np.ascontiguousarray(labels))
         meta_path.write_text(json.dumps({"spacing": plan.canonical_spacing}))
     hu = np.load(hu_path, mmap_mode="r")
     labels = np.load(label_path, mmap_mode="r")
-    highest = labels.max(axis=(0, 1))  # per axial slice: 0 nothing, 1 liver, 2 tumor
+    highest = labels.max(axis=(1, 2))  # per axial slice: 0 nothing, 1 liver, 2 tumor
+    liver_slices = np.flatnonzero(highest >= LIVER)
+    rng = np.random.default_rng(len(liver_slices))
+    foreground = {}
+    for k in liver_slices:
+        points = np.argwhere(labels[k] > 0)
+        foreground[int(k)] = points[rng.choice(len(points), min(len(points), FOREGROUND_POINTS),
+                                               replace=False)].astype(np.int32)
     return CachedCase(case.name, hu, labels, tuple(json.loads(meta_path.read_text())["spacing"]),
-                      np.flatnonzero(highest >= LIVER), np.flatnonzero(highest == TUMOR))
+                      liver_slices, np.flatnonzero(highest == TUMOR), foreground)
 
 
 def choose_slice(case: CachedCase, rng: np.random.Generator, sampling: dict[str, float]) -> int:
@@ -148,4 +165,4 @@ def choose_slice(case: CachedCase, rng: np.random.Generator, sampling: dict[str,
         return int(rng.choice(case.tumor_slices))
     if draw < sampling["tumor"] + sampling["liver"] and len(case.liver_slices):
         return int(rng.choice(case.liver_slices))
-    return int(rng.integers(case.hu.shape[2]))
+    return int(rng.integers(case.hu.shape[0]))

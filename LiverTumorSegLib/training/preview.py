@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from ..labels import TUMOR
 from ..reporting.figures import DISPLAY_WINDOW_HU, TUMOR_COLOUR, _pyplot, _save, radiological_view
 from .dataset import cache_case, find_cases
-from .synthetic_tumors import add_synthetic_lesions
+from .synthetic_tumors import insert_lesions
 
 CROP_MM = 90.0
 
@@ -32,28 +33,29 @@ def real_lesion_slices(cases, count: int) -> list[tuple[str, np.ndarray, np.ndar
         components, n = ndimage.label(case.labels == TUMOR)
         sizes = np.bincount(components.ravel())[1:]
         for index in np.argsort(sizes)[::-1][: count]:
-            i, j, k = (int(round(c)) for c in ndimage.center_of_mass(components == index + 1))
-            crops.append((f"real: {case.name}",) + _crop(np.asarray(case.hu[:, :, k]),
-                                                         np.asarray(case.labels[:, :, k]), (i, j),
+            k, i, j = (int(round(c)) for c in ndimage.center_of_mass(components == index + 1))
+            crops.append((f"real: {case.name}",) + _crop(np.asarray(case.hu[k]),
+                                                         np.asarray(case.labels[k]), (i, j),
                                                          case.spacing))
     return crops[:count]
 
 
 def synthetic_lesion_slices(case, count: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Axial crops through lesions synthesised into a tumor-free liver."""
+    """Axial crops through lesions synthesised (by the training code) into a tumor-free liver."""
     rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    middle_third = case.liver_slices[len(case.liver_slices) // 4: -len(case.liver_slices) // 4]
     crops = []
     while len(crops) < count:
-        k = int(rng.choice(case.liver_slices[len(case.liver_slices) // 4: -len(case.liver_slices) // 4]))
-        hu = np.asarray(case.hu[:, :, k - 1: k + 2], dtype=np.float32)
-        labels = np.array(case.labels[:, :, k - 1: k + 2])
-        if not add_synthetic_lesions(hu, labels, case.spacing, rng):
-            continue
-        tumor = labels[:, :, 1] == TUMOR
+        k = int(rng.choice(middle_third))
+        hu = torch.from_numpy(np.asarray(case.hu[k - 1: k + 2], dtype=np.float32))[None]
+        labels = torch.from_numpy(np.array(case.labels[k - 1: k + 2]))[None]
+        insert_lesions(hu, labels, case.spacing, generator)
+        tumor = labels[0, 1].numpy() == TUMOR
         if tumor.any():
             i, j = (int(round(c)) for c in ndimage.center_of_mass(tumor))
-            crops.append((f"synthetic: {case.name}",) + _crop(hu[:, :, 1], labels[:, :, 1], (i, j),
-                                                              case.spacing))
+            crops.append((f"synthetic: {case.name}",) + _crop(hu[0, 1].numpy(), labels[0, 1].numpy(),
+                                                              (i, j), case.spacing))
     return crops
 
 

@@ -3,18 +3,23 @@ Segmentation"): distorted-ellipsoid shapes, textures from scaled-up Gaussian noi
 (some hyperdense) intensities relative to the surrounding parenchyma, placed in liver parenchyma away
 from bright vessels, blended smoothly at the edge. The label becomes 2 where the lesion is placed.
 
-The lesion is built in 3D millimetres on a slab of neighbouring slices, so the 2.5D context of a
-training sample sees one consistent lesion.
+Lesions are built in 3D millimetres on whole 2.5D slabs, so the context slices of a training sample
+see one consistent lesion. Everything runs in torch on the batch's device, a whole batch of slabs at
+a time (one lesion per slab per round).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-import numpy as np
-from scipy import ndimage
+import torch
+import torch.nn.functional as F
 
 from ..labels import LIVER, TUMOR
+
+DISTORTION_CELLS = 4
+TEXTURE_GRID = 16
 
 
 @dataclass(frozen=True)
@@ -28,68 +33,100 @@ class LesionSpec:
     texture_sigma_hu: tuple[float, float] = (6.0, 20.0)
     vessel_margin_hu: float = 40.0
     edge_mm: tuple[float, float] = (0.5, 2.5)
+    distortion: float = 0.18
     max_lesions: int = 3
+    min_parenchyma_voxels: int = 50
 
 
-def _smooth_noise(shape: tuple[int, ...], cells: int, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise on a coarse grid scaled up (linearly) to `shape`: unit variance, smooth."""
-    coarse = rng.standard_normal([max(2, cells)] * len(shape))
-    field = ndimage.zoom(coarse, [s / c for s, c in zip(shape, coarse.shape)], order=1)
-    field = field[tuple(slice(0, s) for s in shape)]
-    return (field - field.mean()) / (field.std() + 1e-6)
+def _uniform(low: float, high: float, shape: tuple[int, ...], generator: torch.Generator,
+             device: torch.device) -> torch.Tensor:
+    return low + (high - low) * torch.rand(shape, generator=generator, device=device)
 
 
-def insert_lesion(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float],
-                  rng: np.random.Generator, spec: LesionSpec = LesionSpec()) -> bool:
-    """Insert one lesion in place into a slab (i, j, k) whose middle slice holds liver.
+def _smooth_noise(position: torch.Tensor, cells: torch.Tensor, grid: int, generator: torch.Generator
+                  ) -> torch.Tensor:
+    """Gaussian noise on a coarse grid, scaled up (trilinear) to the voxels at `position` (B, S, X,
+    Y, 3; each coordinate in [-1, 1] across the lesion's box), with `cells` (B,) grid cells across
+    the box; normalised to unit variance over the box."""
+    batch = position.shape[0]
+    coarse = torch.randn((batch, 1, grid, grid, grid), generator=generator, device=position.device)
+    scale = (cells / grid).view(batch, 1, 1, 1, 1)
+    field = F.grid_sample(coarse, position * scale, mode="bilinear", padding_mode="border",
+                          align_corners=True)[:, 0]
+    inside = (position.abs() <= 1.0).all(dim=-1)
+    count = inside.flatten(1).sum(1).clamp_min(1).view(batch, 1, 1, 1)
+    mean = (field * inside).flatten(1).sum(1).view(batch, 1, 1, 1) / count
+    std = (((field - mean) * inside) ** 2).flatten(1).sum(1).view(batch, 1, 1, 1).div(count).sqrt()
+    return (field - mean) / (std + 1e-6)
 
-    Returns False (and changes nothing) when the middle slice has no parenchyma to host a lesion.
-    """
-    middle = hu.shape[2] // 2
+
+def insert_lesions(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, float, float],
+                   generator: torch.Generator, spec: LesionSpec = LesionSpec()) -> torch.Tensor:
+    """Insert between one and `spec.max_lesions` lesions into each slab, in place.
+
+    `hu` (B, S, X, Y) float HU and `labels` (B, S, X, Y) uint8 are whole 2.5D slabs whose middle
+    slice is the training slice; `spacing` is (x, y, slice) in mm. Returns per slab whether at least
+    one lesion was placed (a slab without parenchyma in its middle slice gets none)."""
+    counts = torch.randint(1, spec.max_lesions + 1, (hu.shape[0],), generator=generator,
+                           device=hu.device)
+    placed = torch.zeros(hu.shape[0], dtype=torch.bool, device=hu.device)
+    for round_ in range(spec.max_lesions):
+        placed |= _insert_one(hu, labels, spacing, generator, spec, counts > round_)
+    return placed
+
+
+def _insert_one(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, float, float],
+                generator: torch.Generator, spec: LesionSpec, active: torch.Tensor) -> torch.Tensor:
+    """One lesion in each active slab (see `insert_lesions`); returns where one was placed."""
+    batch, depth, size_x, size_y = hu.shape
+    device, middle = hu.device, depth // 2
     liver = labels == LIVER
-    parenchyma = hu[liver]
-    if parenchyma.size < 50 or not liver[:, :, middle].any():
-        return False
-    median = float(np.median(parenchyma))
-    vessels = ndimage.binary_dilation(hu[:, :, middle] > median + spec.vessel_margin_hu, iterations=2)
-    candidates = np.argwhere(liver[:, :, middle] & ~vessels)
-    if len(candidates) == 0:
-        return False
-    centre_ij = candidates[rng.integers(len(candidates))]
-    low, high = np.log(spec.diameter_mm[0] / 2), np.log(spec.diameter_mm[1] / 2)
-    radius = float(np.exp(rng.uniform(low, high)))
-    semi_axes = radius * rng.uniform(0.7, 1.3, size=3)
-    centre_mm = np.array([centre_ij[0] * spacing[0], centre_ij[1] * spacing[1],
-                          (middle + rng.uniform(-0.4, 0.4) * radius / spacing[2]) * spacing[2]])
+    middle_hu, middle_liver = hu[:, middle], liver[:, middle]
+    # Parenchyma level from every other voxel of the middle slice (a median needs no more).
+    sample = torch.where(middle_liver[:, ::2, ::2], middle_hu[:, ::2, ::2], float("nan"))
+    median = sample.flatten(1).nanmedian(dim=1).values.view(batch, 1, 1)
+    bright = (middle_hu > median + spec.vessel_margin_hu).float()[:, None]
+    vessels = F.max_pool2d(bright, kernel_size=5, stride=1, padding=2)[:, 0] > 0
+    candidates = (middle_liver & ~vessels).flatten(1)
+    usable = active & (liver.flatten(1).sum(1) >= spec.min_parenchyma_voxels) & candidates.any(1)
+    weights = torch.where(usable[:, None], candidates.float(), torch.ones_like(candidates.float()))
+    flat = torch.multinomial(weights, 1, generator=generator)[:, 0]
+    sx, sy, sz = spacing
 
-    reach = semi_axes.max() * 1.4 + spec.edge_mm[1]
-    box = tuple(slice(max(0, int((c - reach) / s)), min(n, int((c + reach) / s) + 2))
-                for c, s, n in zip(centre_mm, spacing, hu.shape))
-    coords = np.meshgrid(*[np.arange(b.start, b.stop) * s for b, s in zip(box, spacing)],
-                         indexing="ij")
-    angle = rng.uniform(0, np.pi)
-    dx, dy, dz = (coords[n] - centre_mm[n] for n in range(3))
-    u, v = np.cos(angle) * dx + np.sin(angle) * dy, -np.sin(angle) * dx + np.cos(angle) * dy
-    shape = dz.shape
-    distortion = 0.18 * _smooth_noise(shape, 4, rng)
-    distance = np.sqrt((u / semi_axes[0]) ** 2 + (v / semi_axes[1]) ** 2 + (dz / semi_axes[2]) ** 2)
-    distance = distance + distortion
-    edge = rng.uniform(*spec.edge_mm) / radius
-    alpha = np.clip((1.0 - distance) / edge + 0.5, 0.0, 1.0) * liver[box]
-    if not (alpha > 0.5).any():
-        return False
+    def draw(low: float, high: float, *shape: int) -> torch.Tensor:
+        return _uniform(low, high, (batch, *shape), generator, device)
 
-    hyper = rng.random() < spec.hyperdense_probability
-    delta = rng.uniform(*(spec.hyperdense_delta_hu if hyper else spec.hypodense_delta_hu))
-    texture = _smooth_noise(shape, max(3, int(radius / 2)), rng) * rng.uniform(*spec.texture_sigma_hu)
+    radius = torch.exp(draw(math.log(spec.diameter_mm[0] / 2), math.log(spec.diameter_mm[1] / 2)))
+    semi_axes = radius[:, None] * draw(0.7, 1.3, 3)
+    centre = torch.stack([(flat // size_y).float() * sx, (flat % size_y).float() * sy,
+                          (middle + draw(-0.4, 0.4) * radius / sz) * sz], dim=1)
+    reach = semi_axes.max(dim=1).values * 1.4 + spec.edge_mm[1]
+    dx = (torch.arange(size_x, device=device) * sx).view(1, 1, -1, 1) - centre[:, 0].view(-1, 1, 1, 1)
+    dy = (torch.arange(size_y, device=device) * sy).view(1, 1, 1, -1) - centre[:, 1].view(-1, 1, 1, 1)
+    dz = (torch.arange(depth, device=device) * sz).view(1, -1, 1, 1) - centre[:, 2].view(-1, 1, 1, 1)
+    angle = draw(0.0, math.pi).view(-1, 1, 1, 1)
+    u = torch.cos(angle) * dx + torch.sin(angle) * dy
+    v = torch.cos(angle) * dy - torch.sin(angle) * dx
+    a, b, c = (semi_axes[:, n].view(-1, 1, 1, 1) for n in range(3))
+    distance = torch.sqrt((u / a) ** 2 + (v / b) ** 2 + (dz / c) ** 2)
+
+    shape = (batch, depth, size_x, size_y)
+    r = reach.view(-1, 1, 1, 1)
+    position = torch.stack([(dy / r).expand(shape), (dx / r).expand(shape), (dz / r).expand(shape)],
+                           dim=-1)  # grid_sample order: width (y), height (x), depth (slice)
+    distortion_cells = torch.full((batch,), float(DISTORTION_CELLS), device=device)
+    distance = distance + spec.distortion * _smooth_noise(position, distortion_cells,
+                                                          DISTORTION_CELLS, generator)
+    edge = (draw(*spec.edge_mm) / radius).view(-1, 1, 1, 1)
+    alpha = ((1.0 - distance) / edge + 0.5).clamp(0.0, 1.0) * liver * usable.view(-1, 1, 1, 1)
+
+    hyper = torch.rand(batch, generator=generator, device=device) < spec.hyperdense_probability
+    delta = torch.where(hyper, draw(*spec.hyperdense_delta_hu), draw(*spec.hypodense_delta_hu))
+    texture_cells = (radius / 2).clamp(3, TEXTURE_GRID)
+    texture = _smooth_noise(position, texture_cells, TEXTURE_GRID, generator) \
+        * draw(*spec.texture_sigma_hu).view(-1, 1, 1, 1)
     # Shift the parenchyma under the lesion rather than replacing it, so the scan's own noise stays.
-    hu[box] += alpha * (delta + texture)
-    labels[box][alpha > 0.5] = TUMOR
-    return True
-
-
-def add_synthetic_lesions(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float],
-                          rng: np.random.Generator, spec: LesionSpec = LesionSpec()) -> int:
-    """Insert between one and `spec.max_lesions` lesions; return how many were placed."""
-    return sum(insert_lesion(hu, labels, spacing, rng, spec)
-               for _ in range(int(rng.integers(1, spec.max_lesions + 1))))
+    hu += alpha * (delta.view(-1, 1, 1, 1) + texture)
+    lesion = alpha > 0.5
+    labels.masked_fill_(lesion, TUMOR)  # masked, not indexed: no wait for the device
+    return lesion.flatten(1).any(1)

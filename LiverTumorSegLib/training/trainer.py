@@ -1,102 +1,40 @@
-"""The training loop: AdamW with a one-cycle / cosine / plateau schedule, bf16 autocast and
-channels_last on GPU, DistributedDataParallel under `torchrun`, validation every epoch through the
-engine's own inference and post-processing (per-case 3D Dice at native resolution), best checkpoint
-by mean liver/tumor Dice, CSV log and PNG plots, fp16 safetensors + model card export."""
+"""The training loop: batches made on the device, AdamW with a one-cycle / cosine / plateau schedule,
+bf16 autocast and channels_last on GPU, DistributedDataParallel under `torchrun`, validation on the
+held-out cases every epoch (in memory, through the engine), checkpoints every few minutes, an
+optional time limit that sets the number of steps, and export of the final epoch."""
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import json
 import os
 import platform
-import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from ..inference import resolve_device
 from ..metrics import summarize
-from ..model.card import Architecture, InferenceSpec, InputSpec, ModelCard, PostprocessingSpec
+from ..model.card import ModelCard
 from ..model.export import export_model
 from ..model.network import build_network
-from ..pipeline import Segmenter
 from ..reporting.figures import save_dice_bars, save_training_curves
 from ..resources import REPOSITORY_ROOT
-from ..volume.io import atomic_write_json
-from ..workflow import segment_and_score
-from .augment import AugmentSpec, augment_batch
+from ..volume.io import atomic_write_json, atomic_write_text
+from .augment import AugmentSpec
+from .batches import BatchSampler, SamplingSpec
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainingConfig
 from .dataset import Case, cache_case, find_cases, split_cases
 from .losses import segmentation_loss
-from .sampler import SamplingSpec, SliceSampler
+from .validation import HeldOutCase, load_held_out, validate, validation_row
 
-ARCHITECTURES = {
-    "unet-resnet50": Architecture("Unet", "resnet50"),
-    "deeplabv3plus-resnet101": Architecture("DeepLabV3Plus", "resnet101"),
-    "unet-vgg16": Architecture("Unet", "vgg16"),
-}
-
-
-def parse_architecture(name: str) -> Architecture:
-    """A preset (unet-resnet50, deeplabv3plus-resnet101, unet-vgg16) or `Class:encoder`."""
-    if name in ARCHITECTURES:
-        return ARCHITECTURES[name]
-    if ":" in name:
-        family, encoder = name.split(":", 1)
-        return Architecture(family, encoder)
-    raise ValueError(f"Unknown architecture '{name}'; use one of {', '.join(ARCHITECTURES)} or "
-                     "Class:encoder (a segmentation-models-pytorch class and encoder).")
-
-
-@dataclass
-class TrainingConfig:
-    """Everything one training run needs; `Resources/Model/training_config.json` holds the shipped one."""
-
-    name: str
-    architecture: Architecture
-    input: InputSpec
-    inference: InferenceSpec = field(default_factory=InferenceSpec)
-    postprocessing: PostprocessingSpec = field(default_factory=PostprocessingSpec)
-    seed: int = 17
-    epochs: int = 30
-    steps_per_epoch: int = 200
-    batch_size: int = 32
-    crop_size: int = 256
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "onecycle"
-    loss: str = "ce_dice"
-    class_weights: tuple[float, float, float] = (1.0, 1.0, 3.0)
-    sampling: dict[str, float] = field(default_factory=lambda: {"tumor": 0.3, "liver": 0.5})
-    synthetic_tumor_rate: float = 0.5
-    augment: bool = True
-    num_workers: int = 4
-    excluded_cases: tuple[str, ...] = ("lits117_crop", "tiny64")
-
-    @classmethod
-    def load(cls, path: Path, **overrides: Any) -> TrainingConfig:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        values = dict(data.get("training", {}))
-        values.update(name=data["name"], architecture=Architecture.from_dict(data["architecture"]),
-                      input=InputSpec.from_dict(data["input"]),
-                      inference=InferenceSpec.from_dict(data.get("inference", {})),
-                      postprocessing=PostprocessingSpec.from_dict(data.get("postprocessing", {})))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        values["class_weights"] = tuple(values["class_weights"])
-        values["excluded_cases"] = tuple(values["excluded_cases"])
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    def hyperparameters(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        for key in ("name", "architecture", "input", "inference", "postprocessing"):
-            data.pop(key)
-        return data
+PROBE_WARMUP_STEPS = 3
+PROBE_SECONDS = 10.0
+PROBE_SHARE = 0.1  # of the time limit, at most
+EXPORT_RESERVE_SECONDS = 20.0
 
 
 @dataclass
@@ -115,6 +53,14 @@ class Distributed:
         if self.world_size > 1:
             torch.distributed.barrier()
 
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's value on every rank."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
 
 def setup_distributed(device: str) -> Distributed:
     """Join the process group torchrun set up (NCCL on GPUs, gloo on CPUs), or run alone."""
@@ -131,10 +77,89 @@ def setup_distributed(device: str) -> Distributed:
     return Distributed(torch.distributed.get_rank(), world_size, resolved)
 
 
+@dataclass
+class StepPlan:
+    """How many steps the run makes and how they were chosen. The first `probe_steps` (time-limited
+    runs only) run at the schedule's starting rate while throughput is measured; the schedule covers
+    the rest."""
+
+    total_steps: int
+    epochs: int
+    probe_steps: int = 0
+    chosen_by: str = "config"
+
+    @property
+    def scheduled_steps(self) -> int:
+        return self.total_steps - self.probe_steps
+
+    def epoch_end(self, epoch: int) -> int:
+        """The step that ends an epoch (the probe belongs to the first epoch)."""
+        return self.probe_steps + round(epoch * self.scheduled_steps / self.epochs)
+
+    def epoch_of(self, step: int) -> int | None:
+        """The epoch that ends at `step`, if one does."""
+        for epoch in range(1, self.epochs + 1):
+            if self.epoch_end(epoch) == step:
+                return epoch
+        return None
+
+
+def plan_by_time(limit_seconds: float, elapsed_seconds: float, seconds_per_step: float,
+                 reserve_seconds: float, probe_steps: int, epochs: int) -> StepPlan:
+    """The most steps that end, with validation and export, inside the time limit (at least one per
+    epoch after the probe)."""
+    available = limit_seconds - elapsed_seconds - reserve_seconds
+    steps = max(epochs, int(available / seconds_per_step))
+    return StepPlan(probe_steps + steps, epochs, probe_steps,
+                    f"--time-limit {limit_seconds / 60:g} min: {1 / seconds_per_step:.2f} steps/s "
+                    f"measured, {reserve_seconds:.0f} s kept for validation and export")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, total_steps: int):
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
+                                                   total_steps=max(1, total_steps), pct_start=0.1)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
+    raise ValueError(f"Unknown schedule '{config.schedule}'; use onecycle, cosine or plateau.")
+
+
+def starting_learning_rate(config: TrainingConfig) -> float:
+    """The rate the schedule starts from (one-cycle starts at max / 25, its default)."""
+    return config.learning_rate / 25.0 if config.schedule == "onecycle" else config.learning_rate
+
+
+@dataclass
+class TrainingStep:
+    """One optimisation step on a batch that is already on the device: augment was done by the
+    sampler; forward in bf16 on GPU, loss, update."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    config: TrainingConfig
+    device: torch.device
+    class_weights: torch.Tensor
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The step's loss, left on the device (reading it would wait for the GPU)."""
+        autocast = torch.bfloat16 if self.device.type == "cuda" else None
+        if self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=autocast, enabled=autocast is not None):
+            logits = self.model(images)
+        loss = segmentation_loss(self.config.loss, logits, labels, self.class_weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
 def _hardware(device: torch.device, world_size: int) -> str:
     if device.type == "cuda":
         return f"{world_size} x {torch.cuda.get_device_name(device)}"
-    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    return f"{world_size} x CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
 
 
 def _git_commit() -> str:
@@ -145,34 +170,229 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, total_steps: int):
-    if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
-                                                   total_steps=total_steps, pct_start=0.1)
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+@dataclass
+class _Split:
+    train: list[Case]
+    held_out: list[Case]
+    description: str
+
+
+def _split(config: TrainingConfig, data_dir: Path, folds: int, fold: int,
+           validation: tuple[str, ...]) -> _Split:
+    cases = find_cases(data_dir, exclude=config.excluded_cases)
+    if folds == 1 and not validation:
+        return _Split(cases, [], "all cases (no held-out validation)")
+    train, held = split_cases(cases, config.seed, folds, fold, validation)
+    return _Split(train, held, f"explicit validation list {list(validation)}" if validation else
+                  f"fold {fold} of {folds} (patient-level, seed {config.seed})")
+
+
+@dataclass
+class _RunLog:
+    """The run's text log (`train.log`, appended, so a killed run's folder tells what happened),
+    its per-epoch rows (`training_log.csv` and the curves) and its timing."""
+
+    output_dir: Path
+    echo: Callable[[str], None]
+    main: bool = True  # only rank 0 of a distributed run logs
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds_before: float = 0.0  # training time of earlier sessions of a resumed run
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def say(self, message: str) -> None:
+        if not self.main:
+            return
+        self.echo(message)
+        with open(self.output_dir / "train.log", "a", encoding="utf-8") as handle:
+            handle.write(message + "\n")
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        columns = list(dict.fromkeys(k for r in self.history for k in r))
+        lines = [",".join(columns)] + [",".join("" if r.get(c) is None else str(r[c]) for c in columns)
+                                       for r in self.history]
+        atomic_write_text(self.output_dir / "training_log.csv", "\n".join(lines) + "\n")
+        save_training_curves(self.output_dir / "training_curves.png", self.history)
+        self.say(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in row.items() if k in _LOGGED))
+
+
+_LOGGED = ("epoch", "step", "train_loss", "lr", "seconds", "val_liver_dice", "val_tumor_dice")
+
+
+def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str = "auto",
+          folds: int = 5, fold: int = 0, validation: tuple[str, ...] = (),
+          time_limit_minutes: float | None = None, checkpoint_minutes: float = 10.0,
+          resume: bool = False, log: Callable[[str], None] = print) -> ModelCard | None:
+    """Train and export the final epoch (rank 0 returns its card; other ranks return None).
+
+    `folds=1` trains on every case. `time_limit_minutes` measures throughput first and plans the
+    steps so that training, validation and export end inside the limit. `resume` continues the
+    run in `output_dir` from its checkpoint with its own config, split and plan."""
+    dist = setup_distributed(device)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    state = load_checkpoint(output_dir) if resume else None
+    if state is not None:
+        config = TrainingConfig.from_dict(state["config"])
+        folds, fold, validation = state["folds"], state["fold"], tuple(state["validation"])
+    run_log = _RunLog(output_dir, log, dist.main, seconds_before=state["seconds"] if state else 0.0)
+    split = _split(config, Path(data_dir), folds, fold, validation)
+    if dist.main:
+        run_log.say(f"{'resuming' if state else 'training'} on {[c.name for c in split.train]}, "
+                    f"validating on {[c.name for c in split.held_out]}")
+        cached = [cache_case(c, output_dir / "cache") for c in split.train]
+    dist.barrier()
+    if not dist.main:
+        cached = [cache_case(c, output_dir / "cache") for c in split.train]
+
+    torch.manual_seed(config.seed + dist.rank)
+    sampler = BatchSampler(cached, config.input, SamplingSpec(
+        crop_size=config.crop_size, sampling=tuple(config.sampling.items()),
+        synthetic_tumor_rate=config.synthetic_tumor_rate), dist.device,
+        seed=config.seed * 1000 + dist.rank, augment=AugmentSpec() if config.augment else None)
+    network = build_network(config.architecture, config.input.in_channels).to(dist.device)
+    if dist.device.type == "cuda":
+        network = network.to(memory_format=torch.channels_last)
+    model = (torch.nn.parallel.DistributedDataParallel(
+        network, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        if dist.world_size > 1 else network)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=starting_learning_rate(config),
+                                  weight_decay=config.weight_decay)
+    step_fn = TrainingStep(model, optimizer, config, dist.device,
+                           torch.tensor(config.class_weights, device=dist.device))
+    held_out = load_held_out(split.held_out) if dist.main else []
+
+    def next_loss() -> torch.Tensor:
+        return step_fn(*sampler(config.batch_size))
+
+    step, losses = 0, []
+    if state is not None:
+        plan, step, run_log.history = StepPlan(**state["plan"]), state["step"], state["history"]
+        # The scheduler first: creating one resets the rate, which the optimizer state restores.
+        scheduler = make_scheduler(optimizer, config, plan.scheduled_steps)
+        network.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if dist.world_size == 1:
+            sampler.load_state_dict(state["sampler"])
+        losses = [torch.tensor(value, device=dist.device) for value in state["epoch_losses"]]
+        run_log.say(f"resumed at step {step} of {plan.total_steps}")
+    else:
+        if time_limit_minutes:
+            plan, step = _probe_and_plan(next_loss, network, config, held_out, dist,
+                                         time_limit_minutes * 60.0, run_log)
+        else:
+            plan = StepPlan(config.epochs * config.steps_per_epoch, config.epochs)
+        scheduler = make_scheduler(optimizer, config, plan.scheduled_steps)
+    run_log.say(f"plan: {plan.total_steps} steps in {plan.epochs} epochs ({plan.chosen_by})")
+
+    last_checkpoint = time.perf_counter()
+    metrics: dict[str, dict] = {}
+    while step < plan.total_steps:
+        model.train()
+        losses.append(next_loss())
+        step += 1
+        if step > plan.probe_steps and config.schedule != "plateau":
+            scheduler.step()
+        epoch = plan.epoch_of(step)
+        if epoch is not None:
+            metrics = _end_epoch(epoch, step, losses, network, optimizer, scheduler, config,
+                                 held_out, dist, run_log)
+            losses = []
+        if dist.main and time.perf_counter() - last_checkpoint >= checkpoint_minutes * 60.0:
+            save_checkpoint(output_dir, {
+                "config": config.to_dict(), "folds": folds, "fold": fold,
+                "validation": list(validation), "step": step, "plan": asdict(plan),
+                "model": network.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
+                "epoch_losses": [float(value) for value in losses],
+                "history": run_log.history, "seconds": run_log.seconds})
+            last_checkpoint = time.perf_counter()
+            run_log.say(f"checkpoint saved at step {step} of {plan.total_steps}: continue with "
+                        f"`livertumorseg train {data_dir} --resume {output_dir}`")
+    dist.barrier()
+    if not dist.main:
+        return None
+    return _export_final(network, config, split, plan, metrics, dist, run_log)
+
+
+def _probe_and_plan(next_loss: Callable[[], torch.Tensor], network: torch.nn.Module,
+                    config: TrainingConfig, held_out: list[HeldOutCase], dist: Distributed,
+                    limit_seconds: float, run_log: _RunLog) -> tuple[StepPlan, int]:
+    """Train a few steps at the schedule's starting rate while timing them, time one validation,
+    and plan the steps that fit the limit. Returns the plan and the steps already made."""
+    for _ in range(PROBE_WARMUP_STEPS):
+        float(next_loss())
+    probe_seconds = min(PROBE_SECONDS, PROBE_SHARE * limit_seconds)
+    started, timed = time.perf_counter(), 0
+    # Every rank makes as many probe steps as rank 0 decides (their steps are collective).
+    while not dist.from_main(timed >= 3 and time.perf_counter() - started >= probe_seconds):
+        next_loss()
+        timed += 1
+    float(next_loss())  # wait for the device, so the time covers every step
+    timed += 1
+    seconds_per_step = (time.perf_counter() - started) / timed
+    validation_seconds = 0.0
+    if dist.main and held_out:
+        began = time.perf_counter()
+        validate(network, config, held_out, dist.device)
+        validation_seconds = time.perf_counter() - began
+    reserve = EXPORT_RESERVE_SECONDS + validation_seconds * (config.epochs + 1)
+    plan = plan_by_time(limit_seconds, run_log.seconds, seconds_per_step, reserve,
+                        PROBE_WARMUP_STEPS + timed, config.epochs)
+    return dist.from_main(plan), PROBE_WARMUP_STEPS + timed
+
+
+def _end_epoch(epoch: int, step: int, losses: list[torch.Tensor], network: torch.nn.Module,
+               optimizer: torch.optim.Optimizer, scheduler, config: TrainingConfig,
+               held_out: list[HeldOutCase], dist: Distributed, run_log: _RunLog) -> dict[str, dict]:
+    """Log the epoch, validate on the held-out cases (rank 0) and step a plateau schedule."""
+    metrics: dict[str, dict] = {}
+    row: dict[str, Any] = {"epoch": epoch, "step": step,
+                           "train_loss": float(torch.stack(losses).mean()) if losses else None,
+                           "lr": optimizer.param_groups[0]["lr"], "seconds": round(run_log.seconds, 1)}
+    if dist.main:
+        if held_out:
+            metrics = validate(network, config, held_out, dist.device)
+            row.update(validation_row(metrics))
+        run_log.add_row(row)
+    dist.barrier()
     if config.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
-    raise ValueError(f"Unknown schedule '{config.schedule}'; use onecycle, cosine or plateau.")
+        # Every rank steps with rank 0's score, so learning rates stay equal.
+        scheduler.step(dist.from_main(row.get("val_liver_dice", -(row["train_loss"] or 0.0))))
+    return metrics
 
 
-def validate(card: ModelCard, cases: list[Case], device: torch.device, work_dir: Path) -> dict[str, dict]:
-    """Per-case metrics of a model through the engine (segment the CT, score against its label)."""
-    return segment_and_score(Segmenter(card, device=device.type),
-                             [(c.name, c.ct, c.label) for c in cases], work_dir)
-
-
-def _training_record(config: TrainingConfig, train_cases: list[Case], held_out: list[Case],
-                     split: str, epochs_run: int, hardware: str, seconds: float) -> dict[str, Any]:
-    return {
-        "cases": [c.name for c in train_cases],
-        "licences": {c.name: c.terms for c in train_cases},
-        "validation_cases": [c.name for c in held_out],
-        "split": split,
-        "epochs": epochs_run,
-        "steps": epochs_run * config.steps_per_epoch,
-        "hardware": hardware,
-        "training_seconds": round(seconds, 1),
+def _export_final(network: torch.nn.Module, config: TrainingConfig, split: _Split, plan: StepPlan,
+                  metrics: dict[str, dict], dist: Distributed, run_log: _RunLog) -> ModelCard:
+    """Export the network as it is after the last step, with its training record and the final
+    epoch's held-out metrics (never the best epoch's: that would select on the test cases)."""
+    output_dir = run_log.output_dir
+    evaluation: dict[str, Any] = {"exported_epoch": plan.epochs, "selection": "final epoch"}
+    if metrics:
+        evaluation["held_out_per_case"] = {
+            name: {s: {k: m[s][k] for k in ("dice", "hd95_mm", "assd_mm")} for s in ("liver", "tumor")}
+            | {"lesions": m["lesions"]} for name, m in metrics.items()}
+        evaluation["held_out_summary"] = summarize(metrics)
+        save_dice_bars(output_dir / "validation_dice.png", metrics)
+        atomic_write_json(output_dir / "validation_metrics.json", metrics)
+    training = {
+        "cases": [c.name for c in split.train],
+        "licences": {c.name: c.terms for c in split.train},
+        "validation_cases": [c.name for c in split.held_out],
+        "split": split.description,
+        "epochs": plan.epochs,
+        "steps": plan.total_steps,
+        "steps_chosen_by": plan.chosen_by,
+        "hardware": _hardware(dist.device, dist.world_size),
+        "training_seconds": round(run_log.seconds, 1),
+        "samples_per_second": round(plan.total_steps * config.batch_size * dist.world_size
+                                    / max(run_log.seconds, 1e-9), 1),
         "git_commit": _git_commit(),
         "hyperparameters": config.hyperparameters(),
         "sampling": "per sample: a case uniformly, then a tumor slice with p=sampling.tumor, a liver "
@@ -181,168 +401,7 @@ def _training_record(config: TrainingConfig, train_cases: list[Case], held_out: 
         "augmentation": "rotation, scaling, translation, elastic grid, contrast, brightness, gamma, "
                         "noise, blur; no left-right flips (the liver's side is anatomy)",
     }
-
-
-@dataclass
-class _TrainingStep:
-    """One optimisation step: augment on the device, forward in bf16 on GPU, loss, update."""
-
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    config: TrainingConfig
-    device: torch.device
-    class_weights: torch.Tensor
-    generator: torch.Generator
-    augment: AugmentSpec = field(default_factory=AugmentSpec)
-
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> float:
-        images, labels = images.to(self.device, non_blocking=True), labels.to(self.device)
-        if self.config.augment:
-            images, labels = augment_batch(images, labels, self.augment, self.generator)
-        autocast = torch.bfloat16 if self.device.type == "cuda" else None
-        if self.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=autocast, enabled=autocast is not None):
-            logits = self.model(images)
-        loss = segmentation_loss(self.config.loss, logits, labels, self.class_weights)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.config.schedule != "plateau":
-            self.scheduler.step()
-        return float(loss.detach())
-
-
-def _single_threaded_worker(_: int) -> None:
-    """Loader workers run in parallel already; one torch thread each avoids oversubscription."""
-    torch.set_num_threads(1)
-
-
-def _record_validation(row: dict[str, Any], metrics: dict[str, dict]) -> float:
-    """Add mean and per-case Dice to a log row; return the score that picks the best epoch."""
-    summary = summarize(metrics)
-    score = 0.5 * (summary["liver"]["mean_dice"] + summary["tumor"]["mean_dice"])
-    row.update(val_liver_dice=summary["liver"]["mean_dice"],
-               val_tumor_dice=summary["tumor"]["mean_dice"], val_score=score)
-    row.update({f"{name}_{s}_dice": m[s]["dice"] for name, m in metrics.items()
-                for s in ("liver", "tumor")})
-    return score
-
-
-def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str = "auto",
-          folds: int = 5, fold: int = 0, validation: tuple[str, ...] = (),
-          log: Callable[[str], None] = print) -> ModelCard | None:
-    """Train, validate every epoch on the held-out cases, export the best model (rank 0 returns its
-    card; other ranks return None). `folds=1` trains on every case and keeps the last epoch."""
-    started = time.perf_counter()
-    dist = setup_distributed(device)
-    torch.manual_seed(config.seed + dist.rank)
-    output_dir = Path(output_dir)
-    cases = find_cases(data_dir, exclude=config.excluded_cases)
-    if folds == 1 and not validation:
-        train_cases, held_out, split = cases, [], "all cases (no held-out validation)"
-    else:
-        train_cases, held_out = split_cases(cases, config.seed, folds, fold, validation)
-        split = (f"explicit validation list {list(validation)}" if validation else
-                 f"fold {fold} of {folds} (patient-level, seed {config.seed})")
-    if dist.main:
-        log(f"training on {[c.name for c in train_cases]}, validating on {[c.name for c in held_out]}")
-        cached = [cache_case(c, output_dir / "cache") for c in train_cases]
-    dist.barrier()
-    if not dist.main:
-        cached = [cache_case(c, output_dir / "cache") for c in train_cases]
-
-    sampling = SamplingSpec(crop_size=config.crop_size, sampling=tuple(config.sampling.items()),
-                            synthetic_tumor_rate=config.synthetic_tumor_rate)
-    stream = SliceSampler(cached, config.input, sampling, seed=config.seed * 1000 + dist.rank)
-    loader = torch.utils.data.DataLoader(stream, batch_size=config.batch_size,
-                                         num_workers=config.num_workers,
-                                         worker_init_fn=_single_threaded_worker,
-                                         pin_memory=dist.device.type == "cuda",
-                                         persistent_workers=config.num_workers > 0)
-    batches = iter(loader)
-
-    network = build_network(config.architecture, config.input.in_channels).to(dist.device)
-    if dist.device.type == "cuda":
-        network = network.to(memory_format=torch.channels_last)
-    model = (torch.nn.parallel.DistributedDataParallel(
-        network, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-        if dist.world_size > 1 else network)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    scheduler = _scheduler(optimizer, config, config.epochs * config.steps_per_epoch)
-    step = _TrainingStep(model, optimizer, scheduler, config, dist.device,
-                         torch.tensor(config.class_weights, device=dist.device),
-                         torch.Generator().manual_seed(config.seed + dist.rank))
-    history: list[dict[str, Any]] = []
-    best: tuple[float, int, dict] | None = None
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        losses = [step(*next(batches)) for _ in range(config.steps_per_epoch)]
-        row: dict[str, Any] = {"epoch": epoch, "step": epoch * config.steps_per_epoch,
-                               "train_loss": float(np.mean(losses)),
-                               "lr": optimizer.param_groups[0]["lr"],
-                               "seconds": round(time.perf_counter() - started, 1)}
-        if dist.main:
-            candidate = export_model(network, output_dir / "candidate", config.name,
-                                     config.architecture, config.input, config.inference,
-                                     config.postprocessing)
-            metrics = (validate(candidate, held_out, dist.device, output_dir / "validation")
-                       if held_out else {})
-            score = _record_validation(row, metrics) if metrics else float(epoch)
-            if best is None or score > best[0]:
-                best = (score, epoch, metrics)
-                shutil.rmtree(output_dir / "best", ignore_errors=True)
-                shutil.copytree(output_dir / "candidate", output_dir / "best")
-            history.append(row)
-            _write_log(output_dir, history)
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in row.items() if not k.startswith(tuple(c.name for c in held_out))))
-        dist.barrier()
-        if config.schedule == "plateau":
-            # Every rank steps with rank 0's validation score, so learning rates stay equal.
-            score_of_rank0 = [row.get("val_score", -row["train_loss"])]
-            if dist.world_size > 1:
-                torch.distributed.broadcast_object_list(score_of_rank0, src=0)
-            scheduler.step(score_of_rank0[0])
-    dist.barrier()
-    if not dist.main:
-        return None
-    return _export_best(config, output_dir, best, train_cases, held_out, split,
-                        _hardware(dist.device, dist.world_size), time.perf_counter() - started,
-                        history)
-
-
-def _write_log(output_dir: Path, history: list[dict[str, Any]]) -> None:
-    columns = list(dict.fromkeys(k for row in history for k in row))
-    with open(output_dir / "training_log.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
-        writer.writerows(history)
-    save_training_curves(output_dir / "training_curves.png", history)
-
-
-def _export_best(config: TrainingConfig, output_dir: Path, best: tuple[float, int, dict],
-                 train_cases: list[Case], held_out: list[Case], split: str, hardware: str,
-                 seconds: float, history: list[dict[str, Any]]) -> ModelCard:
-    score, epoch, metrics = best
-    network = build_network(config.architecture, config.input.in_channels)
-    from safetensors.torch import load_file
-
-    state = load_file(str(output_dir / "best" / f"{config.name}.safetensors"))
-    network.load_state_dict({k: v.float() for k, v in state.items()})
-    evaluation: dict[str, Any] = {"best_epoch": epoch}
-    if metrics:
-        evaluation["held_out_per_case"] = {
-            name: {s: {k: m[s][k] for k in ("dice", "hd95_mm", "assd_mm")} for s in ("liver", "tumor")}
-            | {"lesions": m["lesions"]} for name, m in metrics.items()}
-        evaluation["held_out_summary"] = summarize(metrics)
-        save_dice_bars(output_dir / "validation_dice.png", metrics)
-        atomic_write_json(output_dir / "validation_metrics.json", metrics)
-    training = _training_record(config, train_cases, held_out, split, len(history), hardware, seconds)
     card = export_model(network, output_dir, config.name, config.architecture, config.input,
                         config.inference, config.postprocessing, training, evaluation)
-    for scratch in ("candidate", "best"):
-        shutil.rmtree(output_dir / scratch, ignore_errors=True)
+    run_log.say(f"exported the final epoch: {card.path}")
     return card
