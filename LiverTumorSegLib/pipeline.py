@@ -18,12 +18,11 @@ import torch
 from scipy import ndimage
 
 from .errors import CancelledError
-from .inference import SlicePredictor, resolve_device
+from .inference import TorchPredictor, build_predictor, resolve_device
 from .labels import LIVER, largest_component
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
-from .model.network import load_network
 from .postprocessing import postprocess
-from .preprocessing import SliceEncoder, from_model_grid, read_slabs
+from .preprocessing import SliceEncoder, from_model_grid, read_slices
 from .statistics import compute_statistics
 from .volume.checks import as_scalar_3d, check_affine, check_ct_intensities, check_slice_count
 from .volume.io import Volume
@@ -90,14 +89,16 @@ class Segmenter:
     """A loaded model ready to segment volumes; load once, segment many."""
 
     def __init__(self, card: ModelCard | str | Path | None = None, device: str = "auto",
-                 precision: str = "auto", network: torch.nn.Module | None = None):
-        """`network`: use this in-memory network instead of loading the card's weights (training
-        validates this way); `precision`: see `inference.resolve_precision`."""
+                 precision: str = "auto", runtime: str = "auto",
+                 network: torch.nn.Module | None = None):
+        """`precision`: see `inference.resolve_precision`; `runtime`: see `inference.build_predictor`;
+        `network`: run this in-memory network (PyTorch) instead of the card's weights (training
+        validates this way)."""
         started = time.perf_counter()
         self.card = resolve_model_card(card)
         self.device = resolve_device(device)
-        self.predictor = SlicePredictor(network if network is not None else load_network(self.card),
-                                        self.device, precision)
+        self.predictor = (TorchPredictor(network, self.device, precision) if network is not None
+                          else build_predictor(self.card, self.device, precision, runtime))
         self.load_seconds = time.perf_counter() - started
 
     def segment(self, volume: Volume, force: bool = False,
@@ -140,10 +141,10 @@ class Segmenter:
         """The fine pass's box and its raw labels and confidences (uint8, canonical axes)."""
         spec = self.card.inference
         encoder = SliceEncoder.for_volume(canonical, spacing, self.card.input, self.predictor.device)
-        n_slices = canonical.shape[2]
+        n_slices, step = canonical.shape[2], spec.coarse_slice_step
         box = LiverBox.whole(canonical.shape)
-        if spec.coarse_slice_step > 1 and n_slices >= 3 * spec.coarse_slice_step:
-            coarse = sorted(set(range(0, n_slices, spec.coarse_slice_step)) | {n_slices - 1})
+        if step > 1 and n_slices >= 3 * step:
+            coarse = sorted(set(range(0, n_slices, step)) | {n_slices - 1})
             liver = np.zeros(canonical.shape[:2] + (len(coarse),), dtype=bool)
 
             def keep_liver(first: int, chosen: np.ndarray, _: np.ndarray) -> None:
@@ -151,7 +152,7 @@ class Segmenter:
 
             self._run_slices(encoder, canonical, coarse, box, keep_liver, report, cancel, 0.0, 0.3,
                              "Finding the liver")
-            found = self._liver_box(liver, coarse, spacing, canonical.shape)
+            found = self._liver_box(liver, coarse, step, spacing, canonical.shape)
             if found is None:
                 report(0.9, "No liver found")
                 warnings.warn("No liver was found in this volume; the segmentation is empty.",
@@ -184,7 +185,8 @@ class Segmenter:
             if _cancel_requested(cancel):
                 raise CancelledError("Cancelled by the user; nothing was written.")
             batch = slice_indices[first: first + batch_size]
-            images = encoder.encode(read_slabs(canonical, batch, self.card.input, region))
+            slices, slabs = read_slices(canonical, batch, self.card.input, region)
+            images = encoder.encode_slices(slices)[slabs].flatten(1, 2)
             probabilities = from_model_grid(self.predictor.predict(images), grid)
             best, chosen = torch.max(probabilities, dim=1)
             write(first, chosen.to(torch.uint8).cpu().numpy(),
@@ -195,19 +197,18 @@ class Segmenter:
         if _cancel_requested(cancel):
             raise CancelledError("Cancelled by the user; nothing was written.")
 
-    def _liver_box(self, liver_stack: np.ndarray, sampled: list[int],
+    def _liver_box(self, liver_stack: np.ndarray, sampled: list[int], step: int,
                    spacing: tuple[float, float, float], shape: tuple[int, ...]) -> LiverBox | None:
         """Bounding box (with margin) of the largest liver component seen by the coarse pass."""
         spec = self.card.inference
         liver = largest_component(liver_stack)
-        step_mm = spec.coarse_slice_step * spacing[2]
+        step_mm = step * spacing[2]
         if np.count_nonzero(liver) * spacing[0] * spacing[1] * step_mm / 1000.0 < spec.coarse_min_liver_ml:
             return None
         found = ndimage.find_objects(liver.view(np.uint8))[0]
         low, high = [b.start for b in found], [b.stop - 1 for b in found]
         margin = [int(np.ceil(spec.roi_margin_mm / s)) for s in spacing]
-        x = slice(max(0, low[0] - margin[0]), min(shape[0], high[0] + margin[0] + 1))
-        y = slice(max(0, low[1] - margin[1]), min(shape[1], high[1] + margin[1] + 1))
-        z_low = max(0, sampled[low[2]] - spec.coarse_slice_step - margin[2])
-        z_high = min(shape[2], sampled[high[2]] + spec.coarse_slice_step + margin[2] + 1)
+        x, y = (slice(max(0, low[a] - margin[a]), min(shape[a], high[a] + margin[a] + 1)) for a in (0, 1))
+        z_low = max(0, sampled[low[2]] - step - margin[2])
+        z_high = min(shape[2], sampled[high[2]] + step + margin[2] + 1)
         return LiverBox(x, y, slice(z_low, z_high))

@@ -6,6 +6,8 @@ A random model exercises the mechanics only; its output is never presented as a 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,8 @@ from LiverTumorSegLib.model.export import export_model
 from LiverTumorSegLib.model.network import build_network
 
 REPO = Path(__file__).resolve().parents[1]
+# Converted models (OpenVINO) go to a cache of this test session, not the user's.
+os.environ["LIVERTUMORSEG_CACHE"] = tempfile.mkdtemp(prefix="livertumorseg-test-cache-")
 DATA_DIR = REPO.parent / "shared" / "data"
 FULL_RESOLUTION_CASES = ("ircadb_17", "ircadb_07", "chaos_ct3", "totalseg_example")
 

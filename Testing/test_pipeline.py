@@ -11,7 +11,7 @@ import torch
 
 from conftest import data_case, synthetic_ct
 from LiverTumorSegLib.errors import CancelledError, InputVolumeError
-from LiverTumorSegLib.inference import SlicePredictor
+from LiverTumorSegLib.inference import TorchPredictor
 from LiverTumorSegLib.pipeline import Segmenter
 from LiverTumorSegLib.volume.io import Volume, read_volume
 
@@ -120,14 +120,14 @@ class _OutOfMemoryAbove(torch.nn.Module):
 
 def test_out_of_memory_splits_batches():
     network = _OutOfMemoryAbove(limit=2)
-    probabilities = SlicePredictor(network, torch.device("cpu")).predict(torch.zeros(7, 1, 8, 8))
+    probabilities = TorchPredictor(network, torch.device("cpu")).predict(torch.zeros(7, 1, 8, 8))
     assert probabilities.shape == (7, 3, 8, 8)
     assert max(network.batches) <= 2 and sum(network.batches) == 7
 
 
 def test_out_of_memory_on_one_slice_falls_back_to_cpu_with_warning():
     network = _OutOfMemoryAbove(limit=0)
-    predictor = SlicePredictor(network, torch.device("cpu"))
+    predictor = TorchPredictor(network, torch.device("cpu"))
 
     def forward_once_fails(images, _original=network.forward):
         network.forward = lambda x: torch.zeros(len(x), 3, *x.shape[2:])

@@ -19,7 +19,7 @@ from conftest import REPO, data_case
 from LiverTumorSegLib.labels import LIVER, TUMOR
 from LiverTumorSegLib.model.card import load_model_card
 from LiverTumorSegLib.pipeline import Segmenter
-from LiverTumorSegLib.preprocessing import SliceEncoder, read_slabs
+from LiverTumorSegLib.preprocessing import SliceEncoder, read_slices
 from LiverTumorSegLib.training.augment import AugmentSpec, augment_batch
 from LiverTumorSegLib.training.batches import BatchSampler, SamplingSpec
 from LiverTumorSegLib.training.checkpoint import load_checkpoint
@@ -161,7 +161,8 @@ def test_a_training_crop_equals_the_engines_encoding_of_that_region(tiny_folder,
     canonical = orientation.to_canonical(np.asarray(ct.array))
     encoder = SliceEncoder.for_volume(canonical, orientation.canonical_spacing, spec, torch.device("cpu"))
     for n, draw in enumerate(draws):
-        engine = encoder.encode(read_slabs(canonical, [draw.slice], spec))[0]
+        slices, index = read_slices(canonical, [draw.slice], spec)
+        engine = encoder.encode_slices(slices)[index].flatten(1, 2)[0]
         x, y = draw.corner
         expected = engine[:, x: x + 32, y: y + 32]
         assert expected.shape == images[n].shape

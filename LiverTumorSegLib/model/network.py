@@ -39,11 +39,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_network(card: ModelCard) -> torch.nn.Module:
-    """Build the card's network and load its verified weights (float32, eval mode, on the CPU)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
+def verified_weights(card: ModelCard) -> tuple[bytes, str]:
+    """The bytes of the card's weights file and their SHA-256, after checking it is the card's."""
     weights = card.weights_path
     if not weights.is_file():
         raise ModelError(f"The weights file {weights} named by the model card is missing; "
@@ -58,14 +55,22 @@ def load_network(card: ModelCard) -> torch.nn.Module:
         raise ModelError(f"The weights file {weights} does not match the model card (SHA-256 "
                          f"{actual[:12]}… instead of {card.weights_sha256[:12]}…): it is truncated "
                          "or was changed. Reinstall the extension or re-export the model.")
+    return data, actual
+
+
+def load_network(card: ModelCard) -> torch.nn.Module:
+    """Build the card's network and load its verified weights (float32, eval mode, on the CPU)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    data, _ = verified_weights(card)
     with torch.device("meta"):
         network = build_network(card.architecture, card.input.in_channels)
     try:
-        state = load(data)
-        network.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
+        network.load_state_dict({k: v.float() for k, v in load(data).items()}, assign=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
-        raise ModelError(f"The weights in {weights} do not fit the architecture in the model card "
-                         f"({str(exc).splitlines()[0]}).") from exc
+        raise ModelError(f"The weights in {card.weights_path} do not fit the architecture in the "
+                         f"model card ({str(exc).splitlines()[0]}).") from exc
     return network.eval()
 
 
