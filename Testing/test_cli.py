@@ -60,18 +60,24 @@ def test_a_folder_of_inputs_with_nrrd_gets_a_summary_table(random_card, syntheti
                      "-o", tmp_path / "out", "--min-lesion-mm3", "0", "--closing-mm", "2")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "body_ct_seg.nii.gz", "body_ct_stats.json", "scan_seg.nii.gz", "scan_stats.json"]
-    assert "burden %" in result.stdout and "scan.nrrd" in result.stdout
+        "body_ct_seg.nii.gz", "body_ct_stats.json", "lesions.csv", "scan_seg.nii.gz",
+        "scan_stats.json", "summary.csv"]
+    assert "burden %" in result.stdout and "scan " in result.stdout
+    assert "2 of 2 cases segmented." in result.stdout
 
 
-def test_bad_input_gives_one_clear_line_and_no_output(random_card, synthetic_input, tmp_path):
+def test_a_bad_input_fails_alone_with_one_clear_line(random_card, synthetic_input, tmp_path):
     flat = _nifti(tmp_path / "flat_ct.nii.gz", np.zeros((20, 20), np.int16))
-    result = run_cli("segment", synthetic_input, flat, "--model", random_card.path, "-o",
+    result = run_cli("segment", flat, synthetic_input, "--model", random_card.path, "-o",
                      tmp_path / "out")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: The volume has 2 dimensions")
+    assert result.returncode == 2, "a failed case sets the exit status"
+    assert any(line.startswith("error: flat_ct: The volume has 2 dimensions")
+               for line in result.stderr.splitlines())
+    assert "1 of 2 cases segmented; 1 failed:" in result.stdout
+    assert "  flat_ct: The volume has 2 dimensions" in result.stdout
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["body_ct_seg.nii.gz", "body_ct_stats.json"], "first input done, no partials"
+    assert written == ["body_ct_seg.nii.gz", "body_ct_stats.json", "lesions.csv", "summary.csv"], \
+        "the case after the failed one is done, the failed one leaves nothing"
 
 
 def test_mri_needs_force(random_card, tmp_path):
