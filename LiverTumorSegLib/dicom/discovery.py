@@ -3,6 +3,7 @@ read (one, or the one named with `--series`)."""
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,8 +21,10 @@ def _looks_like_dicom(path: Path) -> bool:
                 return True
         import pydicom
 
-        header = pydicom.dcmread(path, stop_before_pixels=True, force=True,
-                                 specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        with warnings.catch_warnings():  # pydicom guessing at a file that is not DICOM
+            warnings.simplefilter("ignore")
+            header = pydicom.dcmread(path, stop_before_pixels=True, force=True,
+                                     specific_tags=["SOPClassUID", "SOPInstanceUID"])
         return "SOPClassUID" in header and "SOPInstanceUID" in header
     except Exception:  # noqa: BLE001 - anything unreadable is simply not DICOM
         return False

@@ -86,7 +86,7 @@ def _check_decodable(syntax: str, folder: Path) -> None:
     from pydicom.pixels import get_decoder
     from pydicom.uid import UID
 
-    name = f"{UID(syntax).name} ({syntax})"
+    name = syntax if UID(syntax).name == syntax else f"{UID(syntax).name} ({syntax})"
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError:
