@@ -73,7 +73,8 @@ def test_an_installed_highdicom_is_checked_against_the_installed_pydicom(monkeyp
     monkeypatch.setattr(dependencies, "installed_version",
                         _installed({"pydicom": "3.0.2", "highdicom": "9.9"}))
     monkeypatch.setattr(dependencies.importlib.metadata, "requires",
-                        lambda name: ["numpy>=1.19", "pydicom>=4.0", "pylibjpeg-libjpeg>=2.1; extra == 'libjpeg'"])
+                        lambda name: ["numpy>=1.19", "pydicom>=4.0",
+                                      "pylibjpeg-libjpeg>=2.1; extra == 'libjpeg'"])
     assert "highdicom 9.9 needs pydicom>=4.0" in dependencies.pydicom_conflict()
     monkeypatch.setattr(dependencies.importlib.metadata, "requires", lambda name: ["pydicom>=3.0.1"])
     assert dependencies.pydicom_conflict() is None

@@ -154,7 +154,8 @@ def test_the_unchanged_slab_is_accepted(slab, tmp_path):
 
 
 def _tilt(index, ds):
-    ds.ImagePositionPatient = [0.0, index * 1.6 * np.tan(np.radians(10)), float(ds.ImagePositionPatient[2])]
+    shift = index * 1.6 * np.tan(np.radians(10))  # 10 degrees of gantry tilt
+    ds.ImagePositionPatient = [0.0, shift, float(ds.ImagePositionPatient[2])]
 
 
 def _rotate_one(index, ds):
@@ -177,7 +178,11 @@ def _shift_one(millimetres):
     (_shift_one(0.5), "uneven slice spacing"),
     (lambda i, ds: setattr(ds, "SOPClassUID", ENHANCED_CT_STORAGE) if i == 0 else None,
      r"Enhanced CT \(multi-frame\) DICOM is not supported"),
-], ids=["not CT", "tilt", "not parallel", "uneven", "multi-frame"])
+    (lambda i, ds: setattr(ds, "NumberOfFrames", 2) if i == 3 else None,
+     "multi-frame DICOM is not supported"),
+    (lambda i, ds: setattr(ds, "PixelSpacing", [0.9, 0.9]) if i == 3 else None,
+     "the slices differ in PixelSpacing"),
+], ids=["not CT", "tilt", "not parallel", "uneven", "enhanced CT", "multi-frame", "pixel spacing"])
 def test_series_that_cannot_be_segmented_are_refused(slab, tmp_path, change, message):
     folder = write_series(tmp_path / "series", derived(slab, change))
     with pytest.raises(DicomSeriesError, match=message) as refused:
@@ -418,8 +423,10 @@ def test_a_forced_run_carries_its_warning_into_the_seg(random_card, slab, tmp_pa
 
 
 def test_force_does_not_override_a_non_ct_modality(random_card, slab, tmp_path):
-    folder = write_series(tmp_path / "mr", derived(shrunk(slab), lambda i, ds: setattr(ds, "Modality", "MR")))
-    result = run_cli("segment", folder, "--force", "--model", random_card.path, "-o", tmp_path / "out")
+    mr = derived(shrunk(slab), lambda i, ds: setattr(ds, "Modality", "MR"))
+    folder = write_series(tmp_path / "mr", mr)
+    result = run_cli("segment", folder, "--force", "--model", random_card.path, "-o",
+                     tmp_path / "out")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {folder}: modality MR, not CT; the model segments CT only (--force does not "

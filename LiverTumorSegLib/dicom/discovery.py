@@ -6,9 +6,13 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DicomSeriesError
 from ..volume.io import VOLUME_SUFFIXES
+
+if TYPE_CHECKING:  # pydicom is imported where it is used, so that importing this module is cheap
+    from pydicom.dataset import Dataset
 
 _PREAMBLE_BYTES = 132
 
@@ -44,7 +48,7 @@ def series_folders(folder: Path) -> list[Path]:
     return found + sorted(p for p in folder.iterdir() if p.is_dir() and dicom_files(p))
 
 
-def read_headers(folder: Path, series_uid: str | None = None) -> list[tuple[Path, object]]:
+def read_headers(folder: Path, series_uid: str | None = None) -> list[tuple[Path, Dataset]]:
     """The (path, header without pixels) of every file of the one series in `folder`, or of the
     series `series_uid`; several series without a choice are refused, each listed."""
     import pydicom
@@ -53,7 +57,7 @@ def read_headers(folder: Path, series_uid: str | None = None) -> list[tuple[Path
     if not files:
         raise DicomSeriesError(f"{folder} holds no DICOM files; give a folder of DICOM slices, a "
                                "folder of such folders, or NIfTI/NRRD files.")
-    by_series: dict[str, list] = defaultdict(list)
+    by_series: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
     for path in files:
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
@@ -72,7 +76,7 @@ def read_headers(folder: Path, series_uid: str | None = None) -> list[tuple[Path
     return next(iter(by_series.values()))
 
 
-def _list_series(by_series: dict[str, list]) -> str:
+def _list_series(by_series: dict[str, list[tuple[Path, Dataset]]]) -> str:
     """`UID 'description' (N slices)` for each series, separated by semicolons."""
     parts = []
     for uid, members in sorted(by_series.items()):

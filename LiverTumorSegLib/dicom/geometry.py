@@ -67,9 +67,9 @@ def _check_steps(distances: np.ndarray, name: str) -> None:
     duplicates = np.flatnonzero(steps <= tolerance)
     if len(duplicates):
         raise DicomSeriesError(
-            f"{name}: {len(duplicates)} duplicate slice(s): two slices at {distances[duplicates[0]]:.2f}"
-            " mm along the slice normal; remove the duplicates (a second reconstruction, or a copied "
-            "file) or export the series again.")
+            f"{name}: {len(duplicates)} duplicate slice(s): two slices at "
+            f"{distances[duplicates[0]]:.2f} mm along the slice normal; remove the duplicates (a "
+            "second reconstruction, or a copied file) or export the series again.")
     multiples = np.round(steps / median)
     gaps = np.flatnonzero((multiples >= 2) & (np.abs(steps - multiples * median) <= tolerance))
     if len(gaps):

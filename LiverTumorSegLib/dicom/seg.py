@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,10 @@ from .. import __version__
 from ..segments import OUTPUT_SEGMENTS, Code, SegmentStyle
 from ..volume.io import atomic_output
 from .series import DicomSeries
+
+if TYPE_CHECKING:  # highdicom and pydicom are imported where they are used
+    from highdicom.seg import Segmentation
+    from pydicom.dataset import Dataset
 
 ALGORITHM_NAME = "LiverTumorSeg"
 SERIES_DESCRIPTION = "LiverTumorSeg liver and tumors"
@@ -56,7 +61,8 @@ def _segment(style: SegmentStyle, algorithm, description: str):
 
 
 def build_dicom_seg(series: DicomSeries, labels: np.ndarray, frame_uid: str, model_name: str,
-                    model_sha256: str, warnings: list[str]) -> tuple[object, dict[str, str | bool]]:
+                    model_sha256: str,
+                    warnings: list[str]) -> tuple[Segmentation, dict[str, str | bool]]:
     """The DICOM SEG of `labels` (on the series' volume grid: 1 liver, 2 tumor) in the frame of
     reference `frame_uid`, and what the statistics record about it."""
     import highdicom as hd
@@ -93,7 +99,7 @@ def build_dicom_seg(series: DicomSeries, labels: np.ndarray, frame_uid: str, mod
             "frame_of_reference_uid_generated": frame_uid != series.frame_of_reference_uid}
 
 
-def save_dataset(path: Path, dataset) -> None:
+def save_dataset(path: Path, dataset: Dataset) -> None:
     """Write a DICOM dataset (with its file meta information) atomically."""
     with atomic_output(path) as tmp:
         dataset.save_as(tmp, enforce_file_format=True)

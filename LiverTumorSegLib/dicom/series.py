@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,11 +14,15 @@ from ..volume.io import Volume
 from .discovery import read_headers
 from .geometry import slice_stack
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 _ENHANCED_CT = {"1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT",
                 "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT"}
 _REQUIRED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns")
-# Transfer syntaxes read by a plugin other than python-gdcm (every other compressed one).
+# pylibjpeg-openjpeg reads HTJ2K; python-gdcm reads every other compressed transfer syntax.
+_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"  # what a file without file meta information holds
 _HTJ2K = ("1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203")
 
 
@@ -28,7 +33,7 @@ class DicomSeries:
 
     folder: Path
     volume: Volume
-    headers: list
+    headers: list[Dataset]
 
     @property
     def series_instance_uid(self) -> str:
@@ -49,11 +54,11 @@ def read_series(folder: str | Path, series_uid: str | None = None) -> DicomSerie
                         np.array([[float(v) for v in h.ImagePositionPatient] for h in headers]),
                         tuple(float(v) for v in headers[0].PixelSpacing), str(folder))
     paths = [members[i][0] for i in stack.order]
-    array = _read_pixels(paths, [headers[i] for i in stack.order], folder)
-    return DicomSeries(folder, Volume(array, stack.affine), [headers[i] for i in stack.order])
+    headers = [headers[i] for i in stack.order]
+    return DicomSeries(folder, Volume(_read_pixels(paths, headers), stack.affine), headers)
 
 
-def _check_ct_slices(headers: list, folder: Path) -> None:
+def _check_ct_slices(headers: list[Dataset], folder: Path) -> None:
     """Single-frame CT slices of one size, pixel spacing and transfer syntax that can be decoded."""
     modalities = sorted({str(h.get("Modality", "") or "none") for h in headers})
     if modalities != ["CT"]:
@@ -62,8 +67,9 @@ def _check_ct_slices(headers: list, folder: Path) -> None:
     for header in headers:
         sop_class = str(header.get("SOPClassUID", ""))
         if sop_class in _ENHANCED_CT or int(header.get("NumberOfFrames", 1) or 1) > 1:
-            kind = _ENHANCED_CT.get(sop_class, "multi-frame")
-            raise DicomSeriesError(f"{folder}: {kind} (multi-frame) DICOM is not supported; convert "
+            kind = f"{_ENHANCED_CT[sop_class]} (multi-frame)" if sop_class in _ENHANCED_CT \
+                else "multi-frame"
+            raise DicomSeriesError(f"{folder}: {kind} DICOM is not supported; convert "
                                    "it to a single-frame CT series or to NIfTI (e.g. dcm2niix) first.")
         if sop_class != CT_IMAGE_STORAGE:
             raise DicomSeriesError(f"{folder}: SOP class {sop_class} is not CT Image Storage; give "
@@ -77,7 +83,8 @@ def _check_ct_slices(headers: list, folder: Path) -> None:
         if len(values) > 1:
             raise DicomSeriesError(f"{folder}: the slices differ in {name}; give a series of "
                                    "slices on one grid.")
-    for syntax in {str(h.file_meta.TransferSyntaxUID) for h in headers}:
+    for syntax in {str(h.file_meta.get("TransferSyntaxUID", _IMPLICIT_VR_LITTLE_ENDIAN))
+                   for h in headers}:
         _check_decodable(syntax, folder)
 
 
@@ -99,7 +106,7 @@ def _check_decodable(syntax: str, folder: Path) -> None:
                                f"installed: pip install {package}.")
 
 
-def _read_pixels(paths: list[Path], headers: list, folder: Path) -> np.ndarray:
+def _read_pixels(paths: list[Path], headers: list[Dataset]) -> np.ndarray:
     """Stored values times RescaleSlope plus RescaleIntercept, as (column, row, slice); int16 while
     the rescaled values are whole numbers that fit, else float32."""
     import pydicom
