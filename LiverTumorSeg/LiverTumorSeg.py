@@ -3,6 +3,7 @@
 This file only binds the panel and Slicer to `LiverTumorSegLib`; every computation lives there.
 """
 
+import logging
 import os
 import queue
 import sys
@@ -25,8 +26,9 @@ if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "L
     sys.path.append(_CHECKOUT_ROOT)
 
 from LiverTumorSegLib import resources  # noqa: E402  (path set up above)
-from LiverTumorSegLib.dependencies import (TORCH_IMPORTS, missing_requirements,  # noqa: E402
-                                           protective_constraints)
+from LiverTumorSegLib.dependencies import (ENGINE_IMPORTS, TORCH_IMPORTS,  # noqa: E402
+                                           missing_requirements, protective_constraints,
+                                           requirements_to_install)
 from LiverTumorSegLib.slicer_logic import LiverTumorSegLogic as EngineLogic  # noqa: E402
 
 DEVICES = {"Auto": "auto", "GPU": "cuda", "CPU": "cpu"}
@@ -297,8 +299,12 @@ class LiverTumorSegLogic(ScriptedLoadableModuleLogic, EngineLogic):
                                    closing_radius_mm=float(closingRadius))
 
     def ensureDependencies(self, askConfirmation: bool = True) -> bool:
-        """Install missing packages after asking, on the main thread, never replacing Slicer's."""
-        missing = missing_requirements()
+        """Install missing packages after asking, on the main thread, never replacing Slicer's.
+        DICOM packages that would need another pydicom than Slicer's are left out (segmenting does
+        not need them; Slicer's own DICOM export writes the DICOM SEG)."""
+        missing, pydicomConflict = requirements_to_install()
+        if pydicomConflict:
+            logging.warning(pydicomConflict)
         if not missing:
             return True
         if askConfirmation and not slicer.util.confirmOkCancelDisplay(
@@ -312,7 +318,7 @@ class LiverTumorSegLogic(ScriptedLoadableModuleLogic, EngineLogic):
             constraints = os.path.join(slicer.app.temporaryPath, "LiverTumorSeg-constraints.txt")
             with open(constraints, "w", encoding="utf-8") as handle:
                 handle.write(protective_constraints())
-            remaining = missing_requirements()
+            remaining = [r for r in missing if r in missing_requirements()]
             if remaining:
                 try:
                     import slicer.pydeps as pydeps  # Slicer 5.11 and newer
@@ -329,7 +335,7 @@ class LiverTumorSegLogic(ScriptedLoadableModuleLogic, EngineLogic):
             slicer.util.errorDisplay(f"Installing Python packages failed: {exc}",
                                      windowTitle="Liver Tumor Segmentation")
             return False
-        still = missing_requirements()
+        still = missing_requirements(ENGINE_IMPORTS)
         if still:
             slicer.util.errorDisplay("These packages are still missing: " + ", ".join(still),
                                      windowTitle="Liver Tumor Segmentation")

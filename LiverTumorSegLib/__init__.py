@@ -3,8 +3,11 @@
 Typical use::
 
     from LiverTumorSegLib import Segmenter, read_volume
-    result = Segmenter().segment(read_volume("ct.nii.gz"))
+    result = Segmenter().segment(read_volume("ct.nii.gz"))   # or read_volume("dicom/series_folder")
     result.labels, result.statistics
+
+    from LiverTumorSegLib.workflow import segment_file     # files in, files out (DICOM SEG too)
+    segment_file(Segmenter(), Path("dicom/series_folder"), Path("out"), dicom_seg=True)
 
 Importing the package is cheap and needs no torch: the names below load their modules on first use,
 so that Slicer can import the module (and offer to install torch) on a machine without it.
@@ -15,8 +18,9 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "CancelledError": "errors", "InputVolumeError": "errors", "LiverTumorSegError": "errors",
-    "ModelError": "errors", "OutputError": "errors",
+    "CancelledError": "errors", "DicomSeriesError": "errors", "InputVolumeError": "errors",
+    "LiverTumorSegError": "errors", "ModelError": "errors", "OutputError": "errors",
+    "DicomSeries": "dicom.series", "read_series": "dicom.series",
     "SegmentationResult": "pipeline", "Segmenter": "pipeline",
     "Volume": "volume.io", "read_volume": "volume.io",
 }

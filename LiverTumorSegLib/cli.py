@@ -48,70 +48,103 @@ def _postprocessing(card: ModelCard, args: argparse.Namespace) -> Postprocessing
     return dataclasses.replace(card.postprocessing, **changes)
 
 
-def _segment_inputs(args: argparse.Namespace, inputs: Sequence[Path], output_dir: Path) -> list[tuple]:
-    from .pipeline import Segmenter
-    from .reporting.tables import statistics_summary
-    from .workflow import ensure_writable_directory, segment_file
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """The one line to print for an error, and the exit status it stands for (2: a problem the
+    user can act on, 1: an unexpected failure)."""
+    if isinstance(exc, LiverTumorSegError):
+        return str(exc), 2
+    if isinstance(exc, MemoryError):
+        return ("out of memory; close other programs, or segment the volume on a machine with more "
+                "RAM."), 2
+    return (f"unexpected {type(exc).__name__}: {exc} (set LIVERTUMORSEG_DEBUG=1 for the traceback, "
+            "and please report it)"), 1
 
-    ensure_writable_directory(output_dir)
+
+def _segment_cases(args: argparse.Namespace, cases: Sequence[Path],
+                   output_dir: Path) -> tuple[list, int]:
+    """Segment every case, going on after a failed one; return the outcomes and the exit status
+    (0 when every case succeeded, else the most serious of `describe_error`'s)."""
+    from .pipeline import Segmenter
+    from .reporting.batch import CaseOutcome
+    from .reporting.tables import statistics_summary
+    from .workflow import case_name, segment_file
+
     card = _model_card(args.model)
     segmenter = Segmenter(card, device=args.device)
     print(f"Model {card.name} loaded in {segmenter.load_seconds:.1f} s on "
           f"{describe_device(segmenter.device)}", file=sys.stderr)
     postprocessing = _postprocessing(card, args)
-    done = []
-    for path in inputs:
-        update, close = _progress_bar(Path(path).name)
+    outcomes, status = [], 0
+    for path in cases:
+        name = case_name(path)
+        update, close = _progress_bar(name)
         try:
-            result, outputs = segment_file(segmenter, Path(path), output_dir, overlay=args.overlay,
+            result, outputs = segment_file(segmenter, path, output_dir, overlay=args.overlay,
                                            force=args.force, postprocessing=postprocessing,
-                                           progress=update)
+                                           progress=update, dicom_seg=args.dicom_seg,
+                                           series_uid=args.series)
+        except Exception as exc:  # noqa: BLE001 - a failed case never stops the batch
+            message, code = describe_error(exc)
+            if code == 1 and os.environ.get("LIVERTUMORSEG_DEBUG"):
+                raise
+            print(f"error: {name}: {message}" if len(cases) > 1 else f"error: {message}",
+                  file=sys.stderr)
+            outcomes.append(CaseOutcome(name, path, error=message))
+            status = min(status or code, code)
+            continue
         finally:
             close()
-        print(statistics_summary(Path(path).name, result.statistics))
-        print(f"  wrote {outputs.segmentation} and {outputs.statistics}"
-              + (f" and {outputs.overlay}" if args.overlay else ""))
-        done.append((path, result, outputs))
-    return done
+        print(statistics_summary(name, result.statistics))
+        written = [outputs.segmentation, outputs.statistics]
+        written += [outputs.overlay] if args.overlay else []
+        written += [outputs.dicom_seg] if args.dicom_seg else []
+        print("  wrote " + ", ".join(map(str, written)))
+        outcomes.append(CaseOutcome(name, path, result.statistics))
+    return outcomes, status
 
 
-def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; a folder stands for every NIfTI/NRRD volume directly inside it."""
-    from .volume.io import VOLUME_SUFFIXES
+def _report_batch(outcomes: list, output_dir: Path) -> None:
+    """Print the table of the segmented cases and the failed ones with why; write the report."""
+    from .reporting.batch import write_batch_report
+    from .reporting.tables import text_table
 
-    paths: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.name.lower().endswith(VOLUME_SUFFIXES))
-            if not found:
-                raise LiverTumorSegError(f"{item} holds no NIfTI or NRRD volume.")
-            paths.extend(found)
-        else:
-            paths.append(item)
-    return paths
+    done = [case for case in outcomes if case.statistics]
+    if done:
+        print(text_table(["input", "liver mL", "tumors", "tumor mL", "burden %", "seconds",
+                          "warnings"],
+                         [[c.name, c.statistics["liver_volume_ml"], c.statistics["tumor_count"],
+                           c.statistics["tumor_volume_ml"], c.statistics["tumor_burden_percent"],
+                           c.statistics["seconds"], len(c.statistics["warnings"])] for c in done]))
+    failed = [case for case in outcomes if case.error]
+    print(f"{len(done)} of {len(outcomes)} cases segmented"
+          + (f"; {len(failed)} failed:" if failed else "."))
+    for case in failed:
+        print(f"  {case.name}: {case.error}")
+    summary, lesions = write_batch_report(output_dir, outcomes)
+    print(f"wrote {summary} and {lesions}")
 
 
 def command_segment(args: argparse.Namespace) -> int:
-    done = _segment_inputs(args, _expand_inputs(args.inputs), Path(args.output))
-    if len(done) > 1:
-        from .reporting.tables import text_table
+    from .workflow import check_dicom_seg_inputs, expand_inputs, output_directory
 
-        rows = [[Path(p).name, r.statistics["liver_volume_ml"], r.statistics["tumor_count"],
-                 r.statistics["tumor_volume_ml"], r.statistics["tumor_burden_percent"],
-                 r.statistics["seconds"]] for p, r, _ in done]
-        print(text_table(["input", "liver mL", "tumors", "tumor mL", "burden %", "seconds"], rows))
-    return 0
+    cases = expand_inputs(args.inputs)
+    if args.dicom_seg:
+        check_dicom_seg_inputs(cases)
+    with output_directory(Path(args.output)) as output_dir:
+        outcomes, status = _segment_cases(args, cases, output_dir)
+        if len(outcomes) > 1:
+            _report_batch(outcomes, output_dir)
+    return status
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_files, evaluation_rows, match_cases, write_evaluation
     from .reporting.tables import text_table
-    from .workflow import ensure_writable_directory
+    from .workflow import output_directory
 
-    output_dir = Path(args.output)
-    ensure_writable_directory(output_dir)
-    cases = evaluate_files(match_cases(Path(args.pred), Path(args.truth)))
-    summary = write_evaluation(output_dir, cases)
+    with output_directory(Path(args.output)) as output_dir:
+        cases = evaluate_files(match_cases(Path(args.pred), Path(args.truth)))
+        summary = write_evaluation(output_dir, cases)
     headers, rows = evaluation_rows(cases)
     keep = [i for i, h in enumerate(headers) if h == "case" or h.endswith(
         ("_dice", "_assd_mm", "_hd95_mm", "lesion_recall", "lesion_precision"))]
@@ -132,11 +165,16 @@ def _fmt(value: float | None) -> str:
 
 def command_demo(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_files
+    from .workflow import CaseOutputs, output_directory
 
     if not SAMPLE_CT.is_file():
         raise LiverTumorSegError(f"The demo sample {SAMPLE_CT} is missing; reinstall the project.")
-    [(path, result, outputs)] = _segment_inputs(args, [SAMPLE_CT], Path(args.output))
-    metrics = evaluate_files([("lits117_crop", outputs.segmentation, SAMPLE_LABEL)])["lits117_crop"]
+    with output_directory(Path(args.output)) as output_dir:
+        _, status = _segment_cases(args, [SAMPLE_CT], output_dir)
+    if status:
+        return status
+    segmentation = CaseOutputs.for_input(SAMPLE_CT, Path(args.output)).segmentation
+    metrics = evaluate_files([("lits117_crop", segmentation, SAMPLE_LABEL)])["lits117_crop"]
     print(f"Against the sample's reference label (held out from training): liver Dice "
           f"{metrics['liver']['dice']:.3f}, tumor Dice {metrics['tumor']['dice']:.3f}, lesions found "
           f"{metrics['lesions']['lesions_found']}/{metrics['lesions']['lesions_true']} (precision "
@@ -179,9 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Segment the liver and liver tumors in abdominal CT.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    segment = commands.add_parser("segment", help="segment CT files (NIfTI or NRRD)")
+    segment = commands.add_parser("segment", help="segment CT files (NIfTI, NRRD) or DICOM series")
     segment.add_argument("inputs", nargs="+", metavar="INPUT",
-                         help="CT files, or folders whose NIfTI/NRRD volumes are all segmented")
+                         help="CT files, DICOM series folders, or folders whose NIfTI/NRRD volumes "
+                              "and DICOM series subfolders are all segmented")
     _add_model_options(segment)
     segment.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
     segment.add_argument("--force", action="store_true",
@@ -192,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="morphological closing radius in mm (default: model card's)")
     segment.add_argument("--all-liver-components", action="store_true",
                          help="keep every liver component, not only the largest")
+    segment.add_argument("--series", metavar="UID",
+                         help="the SeriesInstanceUID to segment in a folder holding several series")
+    segment.add_argument("--dicom-seg", action="store_true",
+                         help="also write <name>_seg.dcm, a DICOM Segmentation (DICOM input only)")
     segment.set_defaults(handler=command_segment)
 
     evaluate = commands.add_parser("evaluate", help="score predictions against reference labels")
@@ -203,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="segment the embedded sample and score it")
     _add_model_options(demo)
     demo.set_defaults(handler=command_demo, output="livertumorseg_demo", overlay=True, force=False,
-                      min_lesion_mm3=None, closing_mm=None, all_liver_components=False)
+                      min_lesion_mm3=None, closing_mm=None, all_liver_components=False,
+                      series=None, dicom_seg=False)
 
     info = commands.add_parser("info", help="model card summary, device and versions")
     info.add_argument("--model", metavar="CARD.json")
@@ -220,22 +264,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     try:
         return args.handler(args)
-    except LiverTumorSegError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("error: interrupted; no partial output was left behind.", file=sys.stderr)
         return 130
-    except MemoryError:
-        print("error: out of memory; close other programs, or segment the volume on a machine with "
-              "more RAM.", file=sys.stderr)
-        return 2
     except Exception as exc:  # noqa: BLE001 - one line for users; the traceback on request
-        if os.environ.get("LIVERTUMORSEG_DEBUG"):
+        message, code = describe_error(exc)
+        if code == 1 and os.environ.get("LIVERTUMORSEG_DEBUG"):
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (set LIVERTUMORSEG_DEBUG=1 for the "
-              "traceback, and please report it)", file=sys.stderr)
-        return 1
+        print(f"error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -23,3 +23,7 @@ class OutputError(LiverTumorSegError):
 
 class CancelledError(LiverTumorSegError):
     """The user cancelled the run; nothing was written."""
+
+
+class DicomSeriesError(InputVolumeError):
+    """A DICOM folder or series the engine cannot segment (several series, gaps, tilt, not CT)."""

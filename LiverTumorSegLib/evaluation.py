@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from .errors import InputVolumeError
 from .metrics import STRUCTURES, evaluate_case, summarize
 from .reporting.figures import save_dice_bars
 from .volume.checks import as_scalar_3d
-from .volume.io import VOLUME_SUFFIXES, atomic_write_json, atomic_write_text, read_volume, volume_stem
+from .volume.io import VOLUME_SUFFIXES, atomic_write_csv, atomic_write_json, read_volume, volume_stem
 
 _ROLE_SUFFIX = re.compile(r"(_seg|_label|_labels|_pred|_prediction|_truth|_gt|_ct|_mask)+$", re.I)
 _LITS_PREFIX = re.compile(r"^(volume|segmentation)-", re.I)
@@ -77,12 +75,8 @@ def write_evaluation(output_dir: Path, cases: dict[str, dict], prefix: str = "ev
     """Write `<prefix>.csv`, `<prefix>.json` and `<prefix>_dice.png`; return the summary."""
     summary = summarize(cases)
     headers, rows = evaluation_rows(cases)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(headers)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
     output_dir = Path(output_dir)
-    atomic_write_text(output_dir / f"{prefix}.csv", buffer.getvalue())
+    atomic_write_csv(output_dir / f"{prefix}.csv", headers, rows)
     atomic_write_json(output_dir / f"{prefix}.json", {"cases": cases, "summary": summary})
     save_dice_bars(output_dir / f"{prefix}_dice.png", cases)
     return summary

@@ -1,4 +1,8 @@
-"""Names, label values, colours and terminology of the two output segments (one place for all)."""
+"""Names, label values, colours and terminology of the two output segments (one place for all).
+
+The terminology is kept as Slicer's terminology entry string; `SegmentStyle.codes` reads the coded
+concepts out of it for writers that need them one by one (the DICOM SEG).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,31 @@ from .labels import LIVER, TUMOR
 
 
 @dataclass(frozen=True)
+class Code:
+    """One coded concept: coding scheme designator, code value and code meaning."""
+
+    scheme: str
+    value: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class SegmentCodes:
+    """The coded concepts of a segment's terminology (anatomic region None when not given)."""
+
+    category: Code
+    type: Code
+    anatomic_region: Code | None
+
+
+def _code(field: str) -> Code | None:
+    scheme, value, meaning = field.split("^")
+    return Code(scheme, value, meaning) if value else None
+
+
+@dataclass(frozen=True)
 class SegmentStyle:
-    """How one label value appears as a Slicer segment."""
+    """How one label value appears as a segment (Slicer segment or DICOM SEG segment)."""
 
     name: str
     label: int
@@ -19,6 +46,16 @@ class SegmentStyle:
     @property
     def colour_unit(self) -> tuple[float, float, float]:
         return tuple(c / 255.0 for c in self.colour_rgb)  # type: ignore[return-value]
+
+    @property
+    def codes(self) -> SegmentCodes:
+        """Category, type and anatomic region parsed from the terminology entry string
+        (`context~category~type~type modifier~anatomic context~region~region modifier`)."""
+        fields = self.terminology.split("~")
+        category, segment_type = _code(fields[1]), _code(fields[2])
+        if category is None or segment_type is None:
+            raise ValueError(f"The terminology of segment {self.name} has no category or type.")
+        return SegmentCodes(category, segment_type, _code(fields[5]) if len(fields) > 5 else None)
 
 
 LIVER_SEGMENT = SegmentStyle(

@@ -42,11 +42,12 @@ def manifest() -> dict:
 
 
 def make_random_model(directory: Path, encoder: str = "resnet18", liver_bias: float = 0.0,
-                      **input_changes):
+                      background_bias: float = 0.0, **input_changes):
     """Export a randomly initialised network with a 2.5D, two-window + histogram input spec.
 
     `liver_bias` added to the liver logit makes the network call (almost) everything liver, so that
     the fine pass covers the whole body: a worst case for speed and a deterministic shape for tests.
+    `background_bias` makes it find nothing, so that only the coarse pass runs: the fastest case.
     """
     torch.manual_seed(0)
     spec = InputSpec(**{"windows": (Window("liver", 60, 400), Window("wide", 40, 1500)),
@@ -56,6 +57,7 @@ def make_random_model(directory: Path, encoder: str = "resnet18", liver_bias: fl
     network = build_network(architecture, spec.in_channels)
     with torch.no_grad():
         network.segmentation_head[0].bias[1] += liver_bias
+        network.segmentation_head[0].bias[0] += background_bias
     return export_model(network, directory, f"random-{encoder}", architecture, spec,
                         inference=InferenceSpec(batch_size=4, coarse_slice_step=4))
 

@@ -1,5 +1,6 @@
 """The command line, run as a user runs it (subprocess), with a small random model."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -60,27 +61,41 @@ def test_a_folder_of_inputs_with_nrrd_gets_a_summary_table(random_card, syntheti
                      "-o", tmp_path / "out", "--min-lesion-mm3", "0", "--closing-mm", "2")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "body_ct_seg.nii.gz", "body_ct_stats.json", "scan_seg.nii.gz", "scan_stats.json"]
-    assert "burden %" in result.stdout and "scan.nrrd" in result.stdout
+        "body_ct_seg.nii.gz", "body_ct_stats.json", "lesions.csv", "scan_seg.nii.gz",
+        "scan_stats.json", "summary.csv"]
+    assert "burden %" in result.stdout and "scan " in result.stdout
+    assert "2 of 2 cases segmented." in result.stdout
 
 
-def test_bad_input_gives_one_clear_line_and_no_output(random_card, synthetic_input, tmp_path):
+def test_a_bad_input_fails_alone_with_one_clear_line(random_card, synthetic_input, tmp_path):
     flat = _nifti(tmp_path / "flat_ct.nii.gz", np.zeros((20, 20), np.int16))
-    result = run_cli("segment", synthetic_input, flat, "--model", random_card.path, "-o",
+    result = run_cli("segment", flat, synthetic_input, "--model", random_card.path, "-o",
                      tmp_path / "out")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: The volume has 2 dimensions")
+    assert result.returncode == 2, "a failed case sets the exit status"
+    assert any(line.startswith("error: flat_ct: The volume has 2 dimensions")
+               for line in result.stderr.splitlines())
+    assert "1 of 2 cases segmented; 1 failed:" in result.stdout
+    assert "  flat_ct: The volume has 2 dimensions" in result.stdout
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["body_ct_seg.nii.gz", "body_ct_stats.json"], "first input done, no partials"
+    assert written == ["body_ct_seg.nii.gz", "body_ct_stats.json", "lesions.csv", "summary.csv"], \
+        "the case after the failed one is done, the failed one leaves nothing"
 
 
-def test_mri_needs_force(random_card, tmp_path):
+def test_mri_needs_force_and_a_forced_run_says_so_everywhere(random_card, synthetic_input, tmp_path):
     mri = _nifti(tmp_path / "mri.nii.gz",
                  np.random.default_rng(0).integers(0, 900, (30, 30, 9)).astype(np.int16))
     refused = run_cli("segment", mri, "--model", random_card.path, "-o", tmp_path / "out")
     assert refused.returncode == 2 and "--force" in refused.stderr
-    forced = run_cli("segment", mri, "--model", random_card.path, "-o", tmp_path / "out", "--force")
+    forced = run_cli("segment", mri, synthetic_input, "--model", random_card.path, "-o",
+                     tmp_path / "out", "--force")
     assert forced.returncode == 0 and "warning:" in forced.stderr
+    warning = "does not look like a CT in Hounsfield units"
+    stats = json.loads((tmp_path / "out" / "mri_stats.json").read_text())
+    assert any(warning in w for w in stats["warnings"])
+    summary = forced.stdout.split("\nbody_ct:")[0]
+    assert "mri: liver" in summary and f"WARNING: The volume {warning}" in summary
+    rows = {row["case"]: row for row in csv.DictReader((tmp_path / "out" / "summary.csv").open())}
+    assert warning in rows["mri"]["warnings"] and warning not in rows["body_ct"]["warnings"]
 
 
 def test_tampered_weights_are_refused(random_card, tmp_path, synthetic_input):
@@ -93,7 +108,7 @@ def test_tampered_weights_are_refused(random_card, tmp_path, synthetic_input):
     result = run_cli("segment", synthetic_input, "--model", tmp_path / "card.json", "-o",
                      tmp_path / "out")
     assert result.returncode == 2 and "SHA-256" in result.stderr
-    assert not list((tmp_path / "out").glob("*"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_unwritable_output_folder(random_card, synthetic_input, tmp_path):
@@ -105,8 +120,16 @@ def test_unwritable_output_folder(random_card, synthetic_input, tmp_path):
 
 def test_no_installed_model_is_said_plainly(monkeypatch, tmp_path, capsys, synthetic_input):
     monkeypatch.setattr(card_module, "BUNDLED_MODEL_CARD", tmp_path / "absent" / "model_card.json")
-    assert cli.main(["segment", str(synthetic_input), "-o", str(tmp_path / "out")]) == 2
+    assert cli.main(["segment", str(synthetic_input), "-o", str(tmp_path / "out" / "nested")]) == 2
     assert "No model is installed" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists(), "a failed run leaves no empty output folder"
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo"]) == 2
+    assert "No model is installed" in capsys.readouterr().err
+    assert not (tmp_path / "livertumorseg_demo").exists()
+    (tmp_path / "mine").mkdir()
+    assert cli.main(["demo", "-o", "mine"]) == 2
+    assert (tmp_path / "mine").is_dir(), "a folder that was there before is left alone"
     assert cli.main(["info"]) == 0
     assert "No model is installed" in capsys.readouterr().out
 

@@ -11,7 +11,7 @@ import vtk  # noqa: E402  (after the importorskip)
 from conftest import data_case, synthetic_ct  # noqa: E402
 from LiverTumorSegLib.errors import CancelledError, InputVolumeError  # noqa: E402
 from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
-from LiverTumorSegLib.reporting.tables import statistics_rows  # noqa: E402
+from LiverTumorSegLib.reporting.tables import TEXT_COLUMNS, statistics_rows  # noqa: E402
 from LiverTumorSegLib.segments import LIVER_SEGMENT, TUMOR_SEGMENT  # noqa: E402
 from LiverTumorSegLib.selftest import load_volume_node, run_self_test, table_rows  # noqa: E402
 from LiverTumorSegLib.slicer_logic import STATISTICS_TABLE_ROLE, LiverTumorSegLogic  # noqa: E402
@@ -79,18 +79,46 @@ def test_table_rows_hold_the_engine_statistics(scene, logic):
     table = logic.lastSegmentationNode.GetNodeReference(STATISTICS_TABLE_ROLE)
     rows = table_rows(table)
     expected = statistics_rows(statistics)
-    assert len(rows) == len(expected) == 2 + statistics["tumor_count"]
+    assert len(rows) == len(expected) == 2 + statistics["tumor_count"] + len(statistics["warnings"])
     for row, want in zip(rows, expected):
         for column, value in want.items():
             if isinstance(value, float):
                 assert row[column] == pytest.approx(value)
             else:
                 assert row[column] == (value if value is not None else ("" if column in
-                                       ("Structure", "Size category") else None))
+                                       TEXT_COLUMNS else None))
     assert "Volume (mL)" in rows[0] and "Longest axial diameter (mm)" in rows[0]
     # a re-run refreshes the same table instead of adding one
     logic.process(node, logic.lastSegmentationNode, device="cpu")
     assert scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems() == 1
+
+
+def test_a_forced_run_shows_its_warning_at_the_top_of_the_table(scene, logic):
+    mri_like = np.random.default_rng(0).integers(0, 900, (48, 40, 24)).astype(np.int16)
+    statistics = logic.process(volume_node(scene, mri_like, _affine()), device="cpu", force=True)
+    rows = table_rows(logic.lastSegmentationNode.GetNodeReference(STATISTICS_TABLE_ROLE))
+    assert rows[0]["Structure"] == "WARNING"
+    assert "does not look like a CT in Hounsfield units" in rows[0]["Warning"]
+    assert [r["Warning"] for r in rows if r["Structure"] == "WARNING"] == statistics["warnings"]
+
+
+def test_slicers_dicom_export_reads_the_codes_of_the_command_lines_seg(scene, logic):
+    """Slicer's DICOM SEG export writes each segment's terminology entry: Slicer's own terminology
+    logic must read from it the codes that the command line's DICOM SEG carries."""
+    logic.process(volume_node(scene, synthetic_ct(), _affine()), device="cpu")
+    segmentation = logic.lastSegmentationNode.GetSegmentation()
+    terminologies = slicer.vtkSlicerTerminologiesModuleLogic()
+    for style in (LIVER_SEGMENT, TUMOR_SEGMENT):
+        entry = slicer.vtkSlicerTerminologyEntry()
+        segment = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(style.name))
+        assert terminologies.DeserializeTerminologyEntry(segment.GetTerminology(), entry)
+        codes = style.codes
+        read = {"category": entry.GetCategoryObject(), "type": entry.GetTypeObject(),
+                "anatomic_region": entry.GetRegionObject()}
+        for part, expected in (("category", codes.category), ("type", codes.type),
+                               ("anatomic_region", codes.anatomic_region)):
+            got = (read[part].GetCodingSchemeDesignator(), read[part].GetCodeValue())
+            assert got == ((expected.scheme, expected.value) if expected else (None, None)), part
 
 
 def test_other_segments_are_untouched_and_ids_stable(scene, logic):

@@ -25,30 +25,34 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def statistics_summary(name: str, stats: dict) -> str:
-    """The volumes, burden and lesion list of one segmentation."""
-    head = (f"{name}: liver {stats['liver_volume_ml']:.1f} mL, {stats['tumor_count']} tumor(s) "
-            f"{stats['tumor_volume_ml']:.2f} mL, burden {stats['tumor_burden_percent']:.2f}%, "
-            f"confidence {format_value(stats['confidence'])}, {stats['seconds']:.1f} s on "
-            f"{stats['device']}")
-    if not stats["lesions"]:
-        return head
-    columns = ("Structure", "Volume (mL)", "Longest axial diameter (mm)", "Max 3D diameter (mm)",
-               "Size category", "Mean HU", "Mean confidence")
-    lesions = statistics_rows(stats)[2:]
-    return head + "\n" + text_table(columns, [[row[c] for c in columns] for row in lesions])
+    """The volumes, burden, warnings and lesion list of one segmentation."""
+    lines = [f"{name}: liver {stats['liver_volume_ml']:.1f} mL, {stats['tumor_count']} tumor(s) "
+             f"{stats['tumor_volume_ml']:.2f} mL, burden {stats['tumor_burden_percent']:.2f}%, "
+             f"confidence {format_value(stats['confidence'])}, {stats['seconds']:.1f} s on "
+             f"{stats['device']}"]
+    lines += [f"  WARNING: {warning}" for warning in stats.get("warnings", [])]
+    if stats["lesions"]:
+        columns = ("Structure", "Volume (mL)", "Longest axial diameter (mm)", "Max 3D diameter (mm)",
+                   "Size category", "Mean HU", "Mean confidence")
+        lesions = [row for row in statistics_rows(stats) if row["Structure"].startswith("Lesion")]
+        lines.append(text_table(columns, [[row[c] for c in columns] for row in lesions]))
+    return "\n".join(lines)
 
 
 STATISTICS_COLUMNS = ("Structure", "Volume (mL)", "Parenchyma volume (mL)", "Count",
                       "Tumor burden (%)", "Longest axial diameter (mm)", "Max 3D diameter (mm)",
                       "Centroid R (mm)", "Centroid A (mm)", "Centroid S (mm)", "Mean HU",
-                      "Mean confidence", "Size category")
-TEXT_COLUMNS = ("Structure", "Size category")
+                      "Mean confidence", "Size category", "Warning")
+TEXT_COLUMNS = ("Structure", "Size category", "Warning")
+WARNING_ROW = "WARNING"
 
 
 def statistics_rows(stats: dict) -> list[dict[str, Any]]:
-    """One row for the liver, one for all tumors, one per lesion (columns: STATISTICS_COLUMNS;
-    None where a column does not apply)."""
-    rows = [
+    """One row per warning of the run (first, so that a table shows them before any number), one
+    for the liver, one for all tumors, one per lesion (columns: STATISTICS_COLUMNS; None where a
+    column does not apply)."""
+    rows = [{"Structure": WARNING_ROW, "Warning": warning} for warning in stats.get("warnings", [])]
+    rows += [
         {"Structure": "Liver", "Volume (mL)": stats["liver_volume_ml"],
          "Parenchyma volume (mL)": stats["liver_parenchyma_volume_ml"],
          "Mean confidence": stats["confidence"]},

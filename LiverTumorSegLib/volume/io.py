@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -17,8 +17,8 @@ NIFTI_SUFFIXES = (".nii.gz", ".nii")
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + NRRD_SUFFIXES
 
-# NRRD spaces as sign flips from the named space to RAS.
-_NRRD_SPACE_TO_RAS = {
+# Patient spaces (NRRD's names and DICOM's LPS) as sign flips from the named space to RAS.
+_SPACE_TO_RAS = {
     "left-posterior-superior": (-1.0, -1.0, 1.0),
     "right-anterior-superior": (1.0, 1.0, 1.0),
     "left-anterior-superior": (-1.0, 1.0, 1.0),
@@ -50,8 +50,13 @@ def volume_stem(path: str | Path) -> str:
 
 
 def read_volume(path: str | Path) -> Volume:
-    """Read a NIfTI or NRRD volume, keeping its on-disk integer type where there is no scaling."""
+    """Read a NIfTI or NRRD volume, keeping its on-disk integer type where there is no scaling, or
+    the one DICOM CT series in a folder (`LiverTumorSegLib.dicom.series.read_series`)."""
     path = Path(path)
+    if path.is_dir():
+        from ..dicom.series import read_series
+
+        return read_series(path).volume
     if not path.is_file():
         raise InputVolumeError(f"{path}: no such file.")
     name = path.name.lower()
@@ -67,7 +72,7 @@ def read_volume(path: str | Path) -> Volume:
                                "it may be truncated or not a volume. Re-export it from the "
                                "scanner or viewer.") from exc
     raise InputVolumeError(f"{path}: unsupported file type; give a NIfTI (.nii, .nii.gz) or "
-                           "NRRD (.nrrd, .nhdr) CT volume.")
+                           "NRRD (.nrrd, .nhdr) CT volume, or the folder of a DICOM series.")
 
 
 def _read_nifti(path: Path) -> Volume:
@@ -85,17 +90,23 @@ def _read_nrrd(path: Path) -> Volume:
 
     array, header = nrrd.read(str(path))
     space = header.get("space", "left-posterior-superior")
-    if space not in _NRRD_SPACE_TO_RAS:
+    if space not in _SPACE_TO_RAS:
         raise InputVolumeError(f"{path}: NRRD space '{space}' is not supported; save it in "
                                "LPS or RAS space.")
     directions = np.asarray(header.get("space directions", np.eye(3)), dtype=np.float64)
     directions = np.nan_to_num(directions)[-3:]  # drop a leading 'none' row of vector data
     origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
-    flips = np.diag(_NRRD_SPACE_TO_RAS[space])
+    return Volume(array=array, affine=ras_affine(space, directions, origin))
+
+
+def ras_affine(space: str, axis_steps: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """The voxel-to-RAS affine of a grid given in a patient space (e.g. "LPS"): row n of
+    `axis_steps` is the step of voxel axis n in that space (mm), `origin` the first voxel's centre."""
+    flips = np.diag(_SPACE_TO_RAS[space])
     affine = np.eye(4)
-    affine[:3, :3] = flips @ directions.T
-    affine[:3, 3] = flips @ origin
-    return Volume(array=array, affine=affine)
+    affine[:3, :3] = flips @ np.asarray(axis_steps, dtype=np.float64).T
+    affine[:3, 3] = flips @ np.asarray(origin, dtype=np.float64)
+    return affine
 
 
 @contextlib.contextmanager
@@ -131,6 +142,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Write a CSV file atomically; None becomes an empty cell."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(headers)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    atomic_write_text(path, buffer.getvalue())
 
 
 def write_label_nifti(path: Path, labels: np.ndarray, affine: np.ndarray) -> None:
