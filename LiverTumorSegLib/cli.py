@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import LiverTumorSegError, ModelError
-from .inference import DEVICE_CHOICES, describe_device, resolve_device
+from .inference import DEVICE_CHOICES, RUNTIME_CHOICES, describe_runtime, resolve_device
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from .resources import SAMPLE_CT, SAMPLE_LABEL
 from .training.cli import add_training_commands
@@ -70,9 +70,9 @@ def _segment_cases(args: argparse.Namespace, cases: Sequence[Path],
     from .workflow import case_name, segment_file
 
     card = _model_card(args.model)
-    segmenter = Segmenter(card, device=args.device)
+    segmenter = Segmenter(card, device=args.device, runtime=args.runtime)
     print(f"Model {card.name} loaded in {segmenter.load_seconds:.1f} s on "
-          f"{describe_device(segmenter.device)}", file=sys.stderr)
+          f"{segmenter.predictor.describe()}", file=sys.stderr)
     postprocessing = _postprocessing(card, args)
     outcomes, status = [], 0
     for path in cases:
@@ -188,7 +188,7 @@ def command_info(args: argparse.Namespace) -> int:
 
     print(f"python {platform.python_version()}, torch {torch.__version__} (CUDA build "
           f"{torch.version.cuda}), numpy {numpy.__version__}")
-    print(f"device 'auto' would use: {describe_device(resolve_device('auto'))}")
+    print(f"device 'auto' would use: {describe_runtime(resolve_device('auto'))}")
     try:
         card = _model_card(args.model)
     except ModelError as exc:
@@ -208,6 +208,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="model card of the model to use (default: the bundled model)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="where the network runs (default: auto = CUDA if available)")
+    parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default="auto",
+                        help="what runs the network (default: auto = OpenVINO on the CPU when "
+                             "installed, else PyTorch)")
     parser.add_argument("-o", "--output", default="livertumorseg_output", metavar="OUTDIR",
                         help="output folder (created if needed)")
 

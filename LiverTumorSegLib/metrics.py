@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .labels import CONNECTIVITY, TUMOR, boundary
+from .labels import TUMOR, boundary, label_components
 
 STRUCTURES = {"liver": lambda labels: labels > 0, "tumor": lambda labels: labels == TUMOR}
 
@@ -71,8 +71,8 @@ def detection_scores(found: int, true: int, matched: int, predicted: int) -> dic
 
 def lesion_detection(pred_tumor: np.ndarray, truth_tumor: np.ndarray) -> dict:
     """Lesion-wise detection: components matched when they overlap by at least one voxel."""
-    pred_components, n_pred = ndimage.label(pred_tumor, structure=CONNECTIVITY)
-    truth_components, n_truth = ndimage.label(truth_tumor, structure=CONNECTIVITY)
+    pred_components, n_pred = label_components(pred_tumor)
+    truth_components, n_truth = label_components(truth_tumor)
     overlap = (pred_components > 0) & (truth_components > 0)
     found = len(np.unique(truth_components[overlap]))
     matched = len(np.unique(pred_components[overlap]))

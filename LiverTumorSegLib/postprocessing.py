@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .labels import CONNECTIVITY, TUMOR, largest_component
+from .labels import TUMOR, bounding_box, label_components, largest_component
 from .model.card import PostprocessingSpec
 
 
@@ -20,7 +20,7 @@ def ellipsoid_structure(radius_mm: float, spacing: tuple[float, float, float]) -
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """The mask with every background region that does not reach the array's border filled
     (6-connected background, as `scipy.ndimage.binary_fill_holes`, in one labelling pass)."""
-    background, _ = ndimage.label(~mask, structure=CONNECTIVITY)
+    background, _ = label_components(~mask)
     border = np.concatenate([np.take(background, index, axis=axis).ravel()
                              for axis in range(mask.ndim) for index in (0, -1)])
     outside = np.zeros(background.max() + 1, dtype=bool)
@@ -37,14 +37,17 @@ def _closing(mask: np.ndarray, ball: np.ndarray) -> np.ndarray:
 
 
 def remove_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
-    """Drop 6-connected components with fewer than `min_voxels` voxels."""
-    components, count = ndimage.label(mask, structure=CONNECTIVITY)
-    if count == 0:
+    """Drop 6-connected components with fewer than `min_voxels` voxels (in place; returns `mask`)."""
+    box = bounding_box(mask)
+    if box is None:
         return mask
+    components, _ = label_components(mask[box])
     sizes = np.bincount(components.ravel())
-    keep = sizes >= min_voxels
-    keep[0] = False
-    return keep[components]
+    for index, found in enumerate(ndimage.find_objects(components), start=1):
+        if found is not None and sizes[index] < min_voxels:
+            inner = tuple(slice(b.start + f.start, b.start + f.stop) for b, f in zip(box, found))
+            mask[inner][components[found] == index] = False
+    return mask
 
 
 def postprocess(labels: np.ndarray, spacing: tuple[float, float, float],

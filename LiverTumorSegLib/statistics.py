@@ -11,7 +11,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
-from .labels import CONNECTIVITY, LIVER, TUMOR, boundary
+from .labels import LIVER, TUMOR, boundary, label_components
 
 # Bands on the longest axial diameter (mm), lower bound included: [0, 10), [10, 20), [20, 50), [50, inf).
 SIZE_CATEGORIES = ((10.0, "<10 mm"), (20.0, "10-20 mm"), (50.0, "20-50 mm"), (np.inf, ">50 mm"))
@@ -65,7 +65,7 @@ def compute_statistics(labels: np.ndarray, affine: np.ndarray, hu: np.ndarray,
     tumor = labels == TUMOR
     liver_ml = float(np.count_nonzero(organ)) * voxel_ml
     tumor_ml = float(np.count_nonzero(tumor)) * voxel_ml
-    components, count = ndimage.label(tumor, structure=CONNECTIVITY)
+    components, count = label_components(tumor)
     lesions = []
     for index, box in enumerate(ndimage.find_objects(components), start=1):
         lesion = components[box] == index

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from LiverTumorSegLib.model.card import Architecture, InferenceSpec, InputSpec, Window
-from LiverTumorSegLib.model.export import export_model
-from LiverTumorSegLib.model.network import build_network
+from LiverTumorSegLib.model.export import export_untrained_model
 
 REPO = Path(__file__).resolve().parents[1]
 # Converted models (OpenVINO) go to a cache of this test session, not the user's.
@@ -43,23 +41,14 @@ def manifest() -> dict:
 
 def make_random_model(directory: Path, encoder: str = "resnet18", liver_bias: float = 0.0,
                       background_bias: float = 0.0, **input_changes):
-    """Export a randomly initialised network with a 2.5D, two-window + histogram input spec.
-
-    `liver_bias` added to the liver logit makes the network call (almost) everything liver, so that
-    the fine pass covers the whole body: a worst case for speed and a deterministic shape for tests.
-    `background_bias` makes it find nothing, so that only the coarse pass runs: the fastest case.
-    """
-    torch.manual_seed(0)
+    """An untrained ResNet18 U-Net with a 2.5D, two-window + histogram input spec (see
+    `export_untrained_model` for the biases)."""
     spec = InputSpec(**{"windows": (Window("liver", 60, 400), Window("wide", 40, 1500)),
                         "histogram_channel": True, "context_slices": 1, "pixel_size_mm": 1.5,
                         **input_changes})
-    architecture = Architecture("Unet", encoder)
-    network = build_network(architecture, spec.in_channels)
-    with torch.no_grad():
-        network.segmentation_head[0].bias[1] += liver_bias
-        network.segmentation_head[0].bias[0] += background_bias
-    return export_model(network, directory, f"random-{encoder}", architecture, spec,
-                        inference=InferenceSpec(batch_size=4, coarse_slice_step=4))
+    return export_untrained_model(directory, Architecture("Unet", encoder), spec,
+                                  InferenceSpec(batch_size=4, coarse_slice_step=4),
+                                  liver_bias=liver_bias, background_bias=background_bias)
 
 
 @pytest.fixture(scope="session")

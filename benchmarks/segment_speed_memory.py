@@ -1,15 +1,23 @@
-"""Wall time and peak memory of `livertumorseg segment` on the full-resolution CT cases.
+"""Speed and memory of segmentation, against the targets of the speed issue.
 
-Each case runs in a fresh process (model load included, as a user runs it); peak RSS comes from the
-child's resource usage, peak GPU memory from torch inside the child. Results go to
-`benchmarks/results/segment_<device>.json` and a Markdown table on stdout.
+Cases:
+- "CPU case": ircadb_17 (512x512x119).
+- "GPU case": ircadb_07 (512x512x151) continued to 200 slices by appending its last 49 slices in
+  reverse order (built here, written as .nii.gz).
+- "long cases": the same construction carried on to 600 and 1,200 slices.
 
-Without bundled weights the benchmark uses a randomly initialised network of the shipped architecture
-and input spec (`Resources/Model/training_config.json`) whose liver logit is biased so that it calls
-the whole body liver: the fine pass then covers every slice and the whole field of view, the worst
-case for speed. The output of that network is not a segmentation and is not scored.
+Measured, each the median of `--runs` runs after one warm-up run (warm disk cache):
+- the whole `livertumorseg segment` process (start, imports, read .nii.gz, load the model, segment,
+  write outputs) in a fresh process: wall seconds, peak RSS (GiB) and, on CUDA, peak GPU memory;
+- model load in-process: building the predictor from the card (read, verify the hash, load into the
+  runtime), without imports or CUDA start-up;
+- the engine in memory: array and affine in, labels and statistics out (what Slicer's logic runs);
+- on the CPU, when `slicer-core` is installed: the Slicer logic from a volume node to segments and a
+  statistics table.
 
-    python benchmarks/segment_speed_memory.py [--device cpu|cuda] [--cases ircadb_17 ...]
+Results go to `benchmarks/results/segment_<device>.json` and a Markdown table on stdout.
+
+    python benchmarks/segment_speed_memory.py [--device cpu|cuda] [--cases cpu gpu long600 long1200]
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,106 +35,175 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-CASES = ("ircadb_17", "ircadb_07", "chaos_ct3", "totalseg_example")
 sys.path.insert(0, str(REPO))
+GIB = 2 ** 30
 
-CHILD = """
-import json, sys, time, warnings
+CLI_CHILD = """
+import json, sys, time
 started = time.perf_counter()
+from LiverTumorSegLib.cli import main
+status = main(sys.argv[1:])
 import torch
-from pathlib import Path
-from LiverTumorSegLib.pipeline import Segmenter
-from LiverTumorSegLib.workflow import segment_file
+gpu = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_initialized() else None
+print(json.dumps({"status": status, "seconds_in_python": time.perf_counter() - started, "gpu_peak_gib": gpu}))
+"""
+
+ENGINE_CHILD = """
+import json, statistics, sys, time, warnings
 warnings.simplefilter("ignore")
-card, ct, out, device = sys.argv[1:5]
+import torch
+from LiverTumorSegLib.pipeline import Segmenter
+from LiverTumorSegLib.volume.io import read_volume
+card, ct, device, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+card = None if card == "bundled" else card
+Segmenter(card, device=device)  # warm: conversion cache, CUDA start-up, kernels
+loads = []
+for _ in range(runs):
+    loads.append(Segmenter(card, device=device).load_seconds)
 segmenter = Segmenter(card, device=device)
-result, _ = segment_file(segmenter, Path(ct), Path(out))
-if segmenter.device.type == "cuda":
-    torch.cuda.synchronize()
-gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if segmenter.device.type == "cuda" else None
-print(json.dumps({"total_seconds": time.perf_counter() - started,
-                  "model_load_seconds": segmenter.load_seconds,
-                  "segment_seconds": result.statistics["seconds"],
-                  "device": result.statistics["device"], "gpu_peak_mib": gpu_peak}))
+volume = read_volume(ct)
+segmenter.segment(volume)
+seconds = []
+for _ in range(runs):
+    if segmenter.device.type == "cuda":
+        torch.cuda.synchronize()
+    began = time.perf_counter()
+    result = segmenter.segment(volume)
+    if segmenter.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds.append(time.perf_counter() - began)
+print(json.dumps({"model_load_seconds": statistics.median(loads),
+                  "engine_in_memory_seconds": statistics.median(seconds),
+                  "runtime": segmenter.predictor.describe(),
+                  "tumor_count": result.statistics["tumor_count"]}))
+"""
+
+SLICER_CHILD = """
+import json, statistics, sys, time, warnings
+warnings.simplefilter("ignore")
+import slicer
+from LiverTumorSegLib.mrml.logic import SegmentationLogic
+from LiverTumorSegLib.mrml.selftest import load_volume_node
+card, ct, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+scene = slicer.vtkMRMLScene()
+logic = SegmentationLogic(scene, None if card == "bundled" else card)
+node = load_volume_node(scene, ct)
+logic.process(node, device="cpu")
+seconds = []
+for _ in range(runs):
+    began = time.perf_counter()
+    logic.process(node, device="cpu")
+    seconds.append(time.perf_counter() - began)
+print(json.dumps({"slicer_logic_seconds": statistics.median(seconds)}))
 """
 
 
-def benchmark_model(directory: Path, card: Path | None) -> tuple[Path, str]:
-    """The given or bundled model card, or a worst-case random network of the shipped architecture."""
-    from LiverTumorSegLib.resources import BUNDLED_MODEL_CARD, TRAINING_CONFIG
+def build_case(source: Path, slices: int, path: Path, pad_in_plane: int = 0) -> Path:
+    """The source CT continued to `slices` slices by mirroring its end back and forth; with
+    `pad_in_plane`, a cropped CT (the packed data of a GPU call) is first padded with air to that
+    size in-plane."""
+    import nibabel as nib
+    import numpy as np
 
-    if card is not None:
-        return card, f"trained weights ({card})"
-    if BUNDLED_MODEL_CARD.is_file():
-        return BUNDLED_MODEL_CARD, "bundled weights"
-    import torch
-
-    from LiverTumorSegLib.model.card import Architecture, InferenceSpec, InputSpec
-    from LiverTumorSegLib.model.export import export_model
-    from LiverTumorSegLib.model.network import build_network
-
-    config = json.loads(TRAINING_CONFIG.read_text())
-    architecture = Architecture.from_dict(config["architecture"])
-    spec = InputSpec.from_dict(config["input"])
-    torch.manual_seed(0)
-    network = build_network(architecture, spec.in_channels)
-    with torch.no_grad():
-        network.segmentation_head[0].bias[1] += 50.0  # liver everywhere: fine pass on everything
-    card = export_model(network, directory, "benchmark-random-resnet50", architecture, spec,
-                        inference=InferenceSpec.from_dict(config["inference"]))
-    return card.path, ("random ResNet50 U-Net of the shipped architecture, biased to call the whole "
-                       "body liver (worst case: fine pass over every slice and the full field of view)")
+    image = nib.load(str(source))
+    array = np.asanyarray(image.dataobj)
+    if pad_in_plane:
+        pad = [(0, max(0, pad_in_plane - n)) for n in array.shape[:2]] + [(0, 0)]
+        array = np.pad(array, pad, constant_values=-1000)
+    forward = list(range(array.shape[2]))
+    period = forward + forward[::-1]  # 151 slices, then the last ones in reverse order, and so on
+    order = (period * (slices // len(period) + 1))[:slices]
+    extended = np.ascontiguousarray(array[:, :, order])
+    nib.save(nib.Nifti1Image(extended, image.affine, image.header), str(path))
+    return path
 
 
-def run_case(card: Path, ct: Path, device: str) -> dict:
-    with tempfile.TemporaryDirectory() as out:
-        started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-c", CHILD, str(card), str(ct), out, device],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   cwd=REPO)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        stdout, stderr = process.stdout.read(), process.stderr.read()
+def run_child(code: str, args: list[str], env: dict | None = None) -> tuple[dict, float, float]:
+    """Run a child Python; return its last JSON line, its wall seconds and its peak RSS in GiB."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    stdout, stderr = process.stdout.read(), process.stderr.read()
     if status != 0:
-        raise RuntimeError(f"{ct.name} failed:\n{stderr}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result.update(wall_seconds=round(wall, 2), peak_rss_mib=round(usage.ru_maxrss / 1024, 1))
-    return result
+        raise RuntimeError(f"child failed:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1]), wall, usage.ru_maxrss * 1024 / GIB
+
+
+def measure(ct: Path, card: str, device: str, runs: int, slicer_logic: bool) -> dict:
+    voxels = 1
+    import nibabel as nib
+
+    for n in nib.load(str(ct)).shape:
+        voxels *= n
+    command = ["segment", str(ct), "--device", device] + ([] if card == "bundled" else ["--model", card])
+    with tempfile.TemporaryDirectory() as out:
+        process = [run_child(CLI_CHILD, command + ["-o", out]) for _ in range(runs + 1)][1:]  # first: warm-up
+    engine, _, _ = run_child(ENGINE_CHILD, [card, str(ct), device, str(runs)])
+    row = {
+        "shape": list(nib.load(str(ct)).shape),
+        "process_seconds": statistics.median(p[1] for p in process),
+        "process_seconds_runs": [round(p[1], 2) for p in process],
+        "peak_rss_gib": statistics.median(p[2] for p in process),
+        "rss_target_gib": 1.5 + 3 * voxels / GIB,
+        "gpu_peak_gib": process[0][0]["gpu_peak_gib"],
+        **engine,
+    }
+    if slicer_logic:
+        logic, _, _ = run_child(SLICER_CHILD, [card, str(ct), str(runs)])
+        row.update(logic)
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--cases", nargs="+", default=list(CASES))
-    parser.add_argument("--data", type=Path, default=DATA, help="folder of <case>_ct.nii.gz files")
-    parser.add_argument("--model", type=Path, help="model card (default: bundled, else worst case)")
+    parser.add_argument("--cases", nargs="+", default=["cpu", "gpu", "long600", "long1200"])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--model", help="model card (default: the bundled model)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pad-in-plane", type=int, default=0, metavar="N",
+                        help="pad cropped source CTs with air to N x N in-plane (packed data)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
-    import nibabel as nib
+    import importlib.util
+
     import torch
 
-    with tempfile.TemporaryDirectory() as model_dir:
-        card, model_kind = benchmark_model(Path(model_dir), args.model)
-        rows = {}
-        for case in args.cases:
-            ct = args.data / f"{case}_ct.nii.gz"
-            if not ct.is_file():
-                print(f"skipping {case}: {ct} not found", file=sys.stderr)
-                continue
-            rows[case] = {"shape": list(nib.load(str(ct)).shape), **run_case(card, ct, args.device)}
-            print(case, rows[case], file=sys.stderr)
-    report = {"model": model_kind, "data": str(args.data), "device_requested": args.device, "cpu_count": os.cpu_count(),
-              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-              "python": platform.python_version(), "machine": platform.machine(),
-              "date": time.strftime("%Y-%m-%d"), "cases": rows}
+    card = args.model or "bundled"
+    slicer_logic = args.device == "cpu" and importlib.util.find_spec("slicer") is not None
+    rows = {}
+    with tempfile.TemporaryDirectory() as work:
+        sources = {"cpu": (args.data / "ircadb_17_ct.nii.gz", None),
+                   "gpu": (args.data / "ircadb_07_ct.nii.gz", 200),
+                   "long600": (args.data / "ircadb_07_ct.nii.gz", 600),
+                   "long1200": (args.data / "ircadb_07_ct.nii.gz", 1200)}
+        for name in args.cases:
+            source, slices = sources[name]
+            ct = source if slices is None else build_case(source, slices, Path(work) / f"{name}_ct.nii.gz",
+                                                          args.pad_in_plane)
+            rows[name] = measure(ct, card, args.device, args.runs, slicer_logic and name == "cpu")
+            print(name, rows[name], file=sys.stderr)
+    device_name = (torch.cuda.get_device_name(0) if args.device == "cuda" else
+                   f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})")
+    report = {"device": device_name, "model": card, "runs": args.runs, "date": time.strftime("%Y-%m-%d"),
+              "torch": torch.__version__, "python": platform.python_version(), "cases": rows}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / f"segment_{args.device}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("| case | shape | total s (incl. load) | model load s | segment s | peak RSS MiB | peak GPU MiB |")
+    print(f"Device: {device_name}; runtime: {next(iter(rows.values()))['runtime'] if rows else '-'}")
+    print("| case | shape | whole process s | engine in memory s | model load s | peak RSS GiB "
+          "(target) | peak GPU GiB |")
     print("|---|---|---|---|---|---|---|")
-    for case, r in rows.items():
-        print(f"| {case} | {'x'.join(map(str, r['shape']))} | {r['wall_seconds']:.1f} | "
-              f"{r['model_load_seconds']:.1f} | {r['segment_seconds']:.1f} | {r['peak_rss_mib']:.0f} | "
-              f"{'-' if r['gpu_peak_mib'] is None else round(r['gpu_peak_mib'])} |")
+    for name, r in rows.items():
+        gpu = "-" if r["gpu_peak_gib"] is None else f"{r['gpu_peak_gib']:.2f}"
+        print(f"| {name} | {'x'.join(map(str, r['shape']))} | {r['process_seconds']:.1f} | "
+              f"{r['engine_in_memory_seconds']:.2f} | {r['model_load_seconds']:.2f} | "
+              f"{r['peak_rss_gib']:.2f} ({r['rss_target_gib']:.2f}) | {gpu} |")
+    if "slicer_logic_seconds" in rows.get("cpu", {}):
+        print(f"Slicer logic (slicer-core volume node to segments and table), CPU case: "
+              f"{rows['cpu']['slicer_logic_seconds']:.1f} s")
 
 
 if __name__ == "__main__":

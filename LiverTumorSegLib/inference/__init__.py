@@ -7,6 +7,8 @@ class probabilities, so the pipeline does not care which one runs.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import warnings
 from typing import Protocol
 
@@ -21,8 +23,8 @@ from .torch_runtime import TorchPredictor, fold_batch_norms
 RUNTIME_CHOICES = ("auto", "torch", "openvino")
 
 __all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES", "Predictor", "TorchPredictor",
-           "build_predictor", "cpu_has_fast_bf16", "describe_device", "fold_batch_norms",
-           "resolve_device", "resolve_precision"]
+           "build_predictor", "cpu_has_fast_bf16", "describe_device", "describe_runtime",
+           "fold_batch_norms", "resolve_device", "resolve_precision"]
 
 
 class Predictor(Protocol):
@@ -60,3 +62,13 @@ def build_predictor(card: ModelCard, device: torch.device, precision: str = "aut
             warnings.warn(f"{exc}; running the network with PyTorch instead (slower on the CPU).",
                           stacklevel=2)
     return TorchPredictor(load_network(card), device, precision)
+
+
+def describe_runtime(device: torch.device, runtime: str = "auto") -> str:
+    """Which runtime and precision `build_predictor` would use here, without loading anything."""
+    openvino = (device.type == "cpu" and runtime != "torch"
+                and importlib.util.find_spec("openvino") is not None)
+    name = (f"OpenVINO {importlib.metadata.version('openvino')}" if openvino
+            else f"PyTorch {torch.__version__}")
+    note = "" if openvino or device.type != "cpu" else " (install openvino for faster CPU inference)"
+    return describe_device(device, runtime=name) + note

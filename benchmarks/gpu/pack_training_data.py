@@ -21,13 +21,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from LiverTumorSegLib.training.config import EXCLUDED_CASES  # noqa: E402
 from LiverTumorSegLib.training.dataset import find_cases  # noqa: E402
 from LiverTumorSegLib.volume.io import read_volume  # noqa: E402
 from LiverTumorSegLib.volume.orientation import plan_reorientation  # noqa: E402
 
 SLAB_MARGIN_MM = 40.0
 BODY_MARGIN_MM = 10.0
-EXCLUDED = ("lits117_crop", "tiny64")
 AIR_FLOOR_HU = -900.0  # air and gas below this become -1000: every window and the histogram ignore it
 HU_STEP = 4.0
 
@@ -47,7 +47,7 @@ def crop_box(ct: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...],
 
 def main(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    for case in find_cases(source, exclude=EXCLUDED):
+    for case in find_cases(source, exclude=EXCLUDED_CASES):
         ct, label = read_volume(case.ct), read_volume(case.label)
         axial = plan_reorientation(ct.array.shape, ct.affine).axes[2]  # input axis running S
         spacing = tuple(np.linalg.norm(ct.affine[:3, :3], axis=0))
