@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,40 +75,48 @@ class OpenVinoPredictor:
         """The converted network from the cache, converting (and caching) it when needed."""
         weights_sha256 = verified_weights(card)[1]
         entry = cache_root() / "openvino" / f"{weights_sha256[:24]}-ov{self.version}"
-        meta_path = entry / "meta.json"
-        if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            files = [entry / "model.xml", entry / "model.bin"]
-            if meta.get("weights_sha256") == weights_sha256 and all(
-                    f.is_file() and file_sha256(f) == meta["files"][f.name] for f in files):
-                return ov.Core().read_model(str(files[0]))
-        model = self._convert(ov, card)
-        self._store(ov, model, entry, weights_sha256)
-        return model
+        if not self._valid_entry(entry, weights_sha256):
+            model = self._convert(ov, card)
+            if not self._store(ov, model, entry, weights_sha256):
+                return model  # no writable cache: the same model, converted again next time
+        return ov.Core().read_model(str(entry / "model.xml"))
+
+    @staticmethod
+    def _valid_entry(entry: Path, weights_sha256: str) -> bool:
+        """Whether the cache entry holds the conversion of these weights, unchanged."""
+        try:
+            meta = json.loads((entry / "meta.json").read_text())
+            return meta["weights_sha256"] == weights_sha256 and all(
+                file_sha256(entry / name) == digest for name, digest in meta["files"].items())
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     @staticmethod
     def _convert(ov, card: ModelCard):
         network = load_network(card)
         example = torch.zeros(1, card.input.in_channels, _CONVERSION_SIZE, _CONVERSION_SIZE)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # the converter's tracing talks about itself
             model = ov.convert_model(network, example_input=example)
         model.reshape([-1, card.input.in_channels, -1, -1])
         return model
 
     @staticmethod
-    def _store(ov, model, entry: Path, weights_sha256: str) -> None:
-        """Write the converted model into the cache atomically; a cache that cannot be written is
-        skipped (the model is converted again next time)."""
+    def _store(ov, model, entry: Path, weights_sha256: str) -> bool:
+        """Write the converted model into the cache atomically (float32, so folded weights stay as
+        converted); False when the cache cannot be written."""
         staging = None
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
-            ov.save_model(model, str(staging / "model.xml"), compress_to_fp16=True)
+            ov.save_model(model, str(staging / "model.xml"), compress_to_fp16=False)
             files = {name: file_sha256(staging / name) for name in ("model.xml", "model.bin")}
             (staging / "meta.json").write_text(json.dumps({"weights_sha256": weights_sha256,
                                                            "files": files}))
             shutil.rmtree(entry, ignore_errors=True)
             os.replace(staging, entry)
+            return True
         except OSError:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
+            return False
