@@ -224,6 +224,93 @@ class _RunLog:
 _LOGGED = ("epoch", "step", "train_loss", "lr", "seconds", "val_liver_dice", "val_tumor_dice")
 
 
+@dataclass
+class _Run:
+    """Everything a training run holds while it runs: data, network, optimizer, schedule, plan,
+    position and log; and what it does each step, at each epoch's end and at a checkpoint."""
+
+    config: TrainingConfig
+    dist: Distributed
+    split: _Split
+    sampler: BatchSampler
+    network: torch.nn.Module
+    model: torch.nn.Module  # the network, wrapped for DistributedDataParallel when there are ranks
+    optimizer: torch.optim.Optimizer
+    step_fn: TrainingStep
+    held_out: list[HeldOutCase]
+    log: _RunLog
+    plan: StepPlan | None = None
+    scheduler: Any = None
+    step: int = 0
+    losses: list[torch.Tensor] = field(default_factory=list)
+    metrics: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, config: TrainingConfig, split: _Split, dist: Distributed, run_log: _RunLog) -> _Run:
+        """Cache the training cases (rank 0 first), put them on the device and build the network."""
+        if dist.main:
+            cached = [cache_case(c, run_log.output_dir / "cache") for c in split.train]
+        dist.barrier()
+        if not dist.main:
+            cached = [cache_case(c, run_log.output_dir / "cache") for c in split.train]
+        torch.manual_seed(config.seed + dist.rank)
+        sampler = BatchSampler(cached, config.input, SamplingSpec(
+            crop_size=config.crop_size, sampling=tuple(config.sampling.items()),
+            synthetic_tumor_rate=config.synthetic_tumor_rate), dist.device,
+            seed=config.seed * 1000 + dist.rank, augment=AugmentSpec() if config.augment else None)
+        network = build_network(config.architecture, config.input.in_channels).to(dist.device)
+        if dist.device.type == "cuda":
+            network = network.to(memory_format=torch.channels_last)
+        model = (torch.nn.parallel.DistributedDataParallel(
+            network, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+            if dist.world_size > 1 else network)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=starting_learning_rate(config),
+                                      weight_decay=config.weight_decay)
+        step_fn = TrainingStep(model, optimizer, config, dist.device,
+                               torch.tensor(config.class_weights, device=dist.device))
+        held_out = load_held_out(split.held_out) if dist.main else []
+        return cls(config, dist, split, sampler, network, model, optimizer, step_fn, held_out, run_log)
+
+    def next_loss(self) -> torch.Tensor:
+        self.model.train()
+        return self.step_fn(*self.sampler(self.config.batch_size))
+
+    def set_plan(self, plan: StepPlan) -> None:
+        self.plan = plan
+        self.scheduler = make_scheduler(self.optimizer, self.config, plan.scheduled_steps)
+        self.log.say(f"plan: {plan.total_steps} steps in {plan.epochs} epochs ({plan.chosen_by})")
+
+    def train_step(self) -> None:
+        """One step; at an epoch's end, log it and validate."""
+        self.losses.append(self.next_loss())
+        self.step += 1
+        if self.step > self.plan.probe_steps and self.config.schedule != "plateau":
+            self.scheduler.step()
+        epoch = self.plan.epoch_of(self.step)
+        if epoch is not None:
+            self.metrics = _end_epoch(self, epoch)
+            self.losses = []
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint holds (besides where the run came from)."""
+        return {"config": self.config.to_dict(), "step": self.step, "plan": asdict(self.plan),
+                "model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
+                "epoch_losses": [float(value) for value in self.losses],
+                "history": self.log.history, "seconds": self.log.seconds}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.set_plan(StepPlan(**state["plan"]))  # the scheduler first: creating one resets the rate
+        self.step, self.log.history = state["step"], state["history"]
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.dist.world_size == 1:  # other ranks' data order is not kept (documented)
+            self.sampler.load_state_dict(state["sampler"])
+        self.losses = [torch.tensor(value, device=self.dist.device) for value in state["epoch_losses"]]
+        self.log.say(f"resumed at step {self.step} of {self.plan.total_steps}")
+
+
 def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str = "auto",
           folds: int = 5, fold: int = 0, validation: tuple[str, ...] = (),
           time_limit_minutes: float | None = None, checkpoint_minutes: float = 10.0,
@@ -242,136 +329,76 @@ def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str 
         folds, fold, validation = state["folds"], state["fold"], tuple(state["validation"])
     run_log = _RunLog(output_dir, log, dist.main, seconds_before=state["seconds"] if state else 0.0)
     split = _split(config, Path(data_dir), folds, fold, validation)
-    if dist.main:
-        run_log.say(f"{'resuming' if state else 'training'} on {[c.name for c in split.train]}, "
-                    f"validating on {[c.name for c in split.held_out]}")
-        cached = [cache_case(c, output_dir / "cache") for c in split.train]
-    dist.barrier()
-    if not dist.main:
-        cached = [cache_case(c, output_dir / "cache") for c in split.train]
-
-    torch.manual_seed(config.seed + dist.rank)
-    sampler = BatchSampler(cached, config.input, SamplingSpec(
-        crop_size=config.crop_size, sampling=tuple(config.sampling.items()),
-        synthetic_tumor_rate=config.synthetic_tumor_rate), dist.device,
-        seed=config.seed * 1000 + dist.rank, augment=AugmentSpec() if config.augment else None)
-    network = build_network(config.architecture, config.input.in_channels).to(dist.device)
-    if dist.device.type == "cuda":
-        network = network.to(memory_format=torch.channels_last)
-    model = (torch.nn.parallel.DistributedDataParallel(
-        network, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-        if dist.world_size > 1 else network)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=starting_learning_rate(config),
-                                  weight_decay=config.weight_decay)
-    step_fn = TrainingStep(model, optimizer, config, dist.device,
-                           torch.tensor(config.class_weights, device=dist.device))
-    held_out = load_held_out(split.held_out) if dist.main else []
-
-    def next_loss() -> torch.Tensor:
-        return step_fn(*sampler(config.batch_size))
-
-    step, losses = 0, []
+    run_log.say(f"{'resuming' if state else 'training'} on {[c.name for c in split.train]}, "
+                f"validating on {[c.name for c in split.held_out]}")
+    run = _Run.start(config, split, dist, run_log)
     if state is not None:
-        plan, step, run_log.history = StepPlan(**state["plan"]), state["step"], state["history"]
-        # The scheduler first: creating one resets the rate, which the optimizer state restores.
-        scheduler = make_scheduler(optimizer, config, plan.scheduled_steps)
-        network.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if dist.world_size == 1:
-            sampler.load_state_dict(state["sampler"])
-        losses = [torch.tensor(value, device=dist.device) for value in state["epoch_losses"]]
-        run_log.say(f"resumed at step {step} of {plan.total_steps}")
+        run.restore(state)
+    elif time_limit_minutes:
+        run.set_plan(_probe_and_plan(run, time_limit_minutes * 60.0))
     else:
-        if time_limit_minutes:
-            plan, step = _probe_and_plan(next_loss, network, config, held_out, dist,
-                                         time_limit_minutes * 60.0, run_log)
-        else:
-            plan = StepPlan(config.epochs * config.steps_per_epoch, config.epochs)
-        scheduler = make_scheduler(optimizer, config, plan.scheduled_steps)
-    run_log.say(f"plan: {plan.total_steps} steps in {plan.epochs} epochs ({plan.chosen_by})")
-
+        run.set_plan(StepPlan(config.epochs * config.steps_per_epoch, config.epochs))
+    origin = {"folds": folds, "fold": fold, "validation": list(validation)}
     last_checkpoint = time.perf_counter()
-    metrics: dict[str, dict] = {}
-    while step < plan.total_steps:
-        model.train()
-        losses.append(next_loss())
-        step += 1
-        if step > plan.probe_steps and config.schedule != "plateau":
-            scheduler.step()
-        epoch = plan.epoch_of(step)
-        if epoch is not None:
-            metrics = _end_epoch(epoch, step, losses, network, optimizer, scheduler, config,
-                                 held_out, dist, run_log)
-            losses = []
+    while run.step < run.plan.total_steps:
+        run.train_step()
         if dist.main and time.perf_counter() - last_checkpoint >= checkpoint_minutes * 60.0:
-            save_checkpoint(output_dir, {
-                "config": config.to_dict(), "folds": folds, "fold": fold,
-                "validation": list(validation), "step": step, "plan": asdict(plan),
-                "model": network.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
-                "epoch_losses": [float(value) for value in losses],
-                "history": run_log.history, "seconds": run_log.seconds})
+            save_checkpoint(output_dir, {**origin, **run.state()})
             last_checkpoint = time.perf_counter()
-            run_log.say(f"checkpoint saved at step {step} of {plan.total_steps}: continue with "
-                        f"`livertumorseg train {data_dir} --resume {output_dir}`")
+            run_log.say(f"checkpoint saved at step {run.step} of {run.plan.total_steps}: continue "
+                        f"with `livertumorseg train {data_dir} --resume {output_dir}`")
     dist.barrier()
-    if not dist.main:
-        return None
-    return _export_final(network, config, split, plan, metrics, dist, run_log)
+    return _export_final(run) if dist.main else None
 
 
-def _probe_and_plan(next_loss: Callable[[], torch.Tensor], network: torch.nn.Module,
-                    config: TrainingConfig, held_out: list[HeldOutCase], dist: Distributed,
-                    limit_seconds: float, run_log: _RunLog) -> tuple[StepPlan, int]:
+def _probe_and_plan(run: _Run, limit_seconds: float) -> StepPlan:
     """Train a few steps at the schedule's starting rate while timing them, time one validation,
-    and plan the steps that fit the limit. Returns the plan and the steps already made."""
+    and plan the steps that fit the limit (the probe's steps count as made)."""
     for _ in range(PROBE_WARMUP_STEPS):
-        float(next_loss())
+        float(run.next_loss())
     probe_seconds = min(PROBE_SECONDS, PROBE_SHARE * limit_seconds)
     started, timed = time.perf_counter(), 0
     # Every rank makes as many probe steps as rank 0 decides (their steps are collective).
-    while not dist.from_main(timed >= 3 and time.perf_counter() - started >= probe_seconds):
-        next_loss()
+    while not run.dist.from_main(timed >= 3 and time.perf_counter() - started >= probe_seconds):
+        run.next_loss()
         timed += 1
-    float(next_loss())  # wait for the device, so the time covers every step
+    float(run.next_loss())  # wait for the device, so the time covers every step
     timed += 1
     seconds_per_step = (time.perf_counter() - started) / timed
     validation_seconds = 0.0
-    if dist.main and held_out:
+    if run.dist.main and run.held_out:
         began = time.perf_counter()
-        validate(network, config, held_out, dist.device)
+        validate(run.network, run.config, run.held_out, run.dist.device)
         validation_seconds = time.perf_counter() - began
-    reserve = EXPORT_RESERVE_SECONDS + validation_seconds * (config.epochs + 1)
-    plan = plan_by_time(limit_seconds, run_log.seconds, seconds_per_step, reserve,
-                        PROBE_WARMUP_STEPS + timed, config.epochs)
-    return dist.from_main(plan), PROBE_WARMUP_STEPS + timed
+    run.step = PROBE_WARMUP_STEPS + timed
+    reserve = EXPORT_RESERVE_SECONDS + validation_seconds * (run.config.epochs + 1)
+    return run.dist.from_main(plan_by_time(limit_seconds, run.log.seconds, seconds_per_step,
+                                           reserve, run.step, run.config.epochs))
 
 
-def _end_epoch(epoch: int, step: int, losses: list[torch.Tensor], network: torch.nn.Module,
-               optimizer: torch.optim.Optimizer, scheduler, config: TrainingConfig,
-               held_out: list[HeldOutCase], dist: Distributed, run_log: _RunLog) -> dict[str, dict]:
+def _end_epoch(run: _Run, epoch: int) -> dict[str, dict]:
     """Log the epoch, validate on the held-out cases (rank 0) and step a plateau schedule."""
     metrics: dict[str, dict] = {}
-    row: dict[str, Any] = {"epoch": epoch, "step": step,
-                           "train_loss": float(torch.stack(losses).mean()) if losses else None,
-                           "lr": optimizer.param_groups[0]["lr"], "seconds": round(run_log.seconds, 1)}
-    if dist.main:
-        if held_out:
-            metrics = validate(network, config, held_out, dist.device)
+    row: dict[str, Any] = {"epoch": epoch, "step": run.step,
+                           "train_loss": float(torch.stack(run.losses).mean()) if run.losses else None,
+                           "lr": run.optimizer.param_groups[0]["lr"], "seconds": round(run.log.seconds, 1)}
+    if run.dist.main:
+        if run.held_out:
+            metrics = validate(run.network, run.config, run.held_out, run.dist.device)
             row.update(validation_row(metrics))
-        run_log.add_row(row)
-    dist.barrier()
-    if config.schedule == "plateau":
+        run.log.add_row(row)
+    run.dist.barrier()
+    if run.config.schedule == "plateau":
         # Every rank steps with rank 0's score, so learning rates stay equal.
-        scheduler.step(dist.from_main(row.get("val_liver_dice", -(row["train_loss"] or 0.0))))
+        run.scheduler.step(run.dist.from_main(row.get("val_liver_dice", -(row["train_loss"] or 0.0))))
     return metrics
 
 
-def _export_final(network: torch.nn.Module, config: TrainingConfig, split: _Split, plan: StepPlan,
-                  metrics: dict[str, dict], dist: Distributed, run_log: _RunLog) -> ModelCard:
+def _export_final(run: _Run) -> ModelCard:
     """Export the network as it is after the last step, with its training record and the final
     epoch's held-out metrics (never the best epoch's: that would select on the test cases)."""
+    config, split, plan, metrics, dist, run_log = (run.config, run.split, run.plan, run.metrics,
+                                                   run.dist, run.log)
     output_dir = run_log.output_dir
     evaluation: dict[str, Any] = {"exported_epoch": plan.epochs, "selection": "final epoch"}
     if metrics:
@@ -401,7 +428,7 @@ def _export_final(network: torch.nn.Module, config: TrainingConfig, split: _Spli
         "augmentation": "rotation, scaling, translation, elastic grid, contrast, brightness, gamma, "
                         "noise, blur; no left-right flips (the liver's side is anatomy)",
     }
-    card = export_model(network, output_dir, config.name, config.architecture, config.input,
+    card = export_model(run.network, output_dir, config.name, config.architecture, config.input,
                         config.inference, config.postprocessing, training, evaluation)
     run_log.say(f"exported the final epoch: {card.path}")
     return card
