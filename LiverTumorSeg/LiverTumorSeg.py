@@ -3,11 +3,8 @@
 This file only binds the panel and Slicer to `LiverTumorSegLib`; every computation lives there.
 """
 
-import logging
 import os
-import queue
 import sys
-import threading
 from typing import Annotated, Optional
 
 import qt
@@ -26,12 +23,19 @@ if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "L
     sys.path.append(_CHECKOUT_ROOT)
 
 from LiverTumorSegLib import resources  # noqa: E402  (path set up above)
-from LiverTumorSegLib.dependencies import (ENGINE_IMPORTS, TORCH_IMPORTS,  # noqa: E402
-                                           missing_requirements, protective_constraints,
-                                           requirements_to_install)
-from LiverTumorSegLib.slicer_logic import LiverTumorSegLogic as EngineLogic  # noqa: E402
+from LiverTumorSegLib.background_run import (BackgroundSegmentation, Cancelled, Failed,  # noqa: E402
+                                             Progress)
+from LiverTumorSegLib.dependencies import TORCH_IMPORTS, missing_requirements  # noqa: E402
+from LiverTumorSegLib.errors import ModelError  # noqa: E402
+from LiverTumorSegLib.installer import (SlicerInstallPrompt, SlicerPackageTools,  # noqa: E402
+                                        ensure_dependencies)
+from LiverTumorSegLib.mrml.logic import MrmlSegmentationLogic  # noqa: E402
 
 DEVICES = {"Auto": "auto", "GPU": "cuda", "CPU": "cpu"}
+TITLE = "Liver Tumor Segmentation"
+# Set on a parameter node once its post-processing values came from the model card (a new node gets
+# the card's values; a node the user already edited, or saved with a scene, keeps its own).
+CARD_DEFAULTS_ATTRIBUTE = "LiverTumorSeg.PostprocessingFromCard"
 
 
 def _modelCardSummary() -> str:
@@ -82,8 +86,9 @@ class LiverTumorSegParameterNode:
 
 
 class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The panel. Inference runs on a worker thread; a timer relays its progress and applies the
-    result to MRML on the main thread, so Slicer never freezes and Apply becomes Cancel meanwhile."""
+    """The panel. Inference runs in a `BackgroundSegmentation` (a worker thread); a timer polls it,
+    shows its progress and applies the result to MRML on the main thread, so Slicer never freezes and
+    Apply becomes Cancel meanwhile."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -91,7 +96,8 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._run = None  # (thread, cancel event, message queue, input node, output node)
+        self._run: Optional[BackgroundSegmentation] = None
+        self._runNodes = (None, None)  # input volume and output segmentation of the run
         self._timer = qt.QTimer()
         self._timer.setInterval(100)
         self._timer.connect("timeout()", self._poll)
@@ -177,7 +183,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ---- running ------------------------------------------------------------------------------
     def onApplyButton(self) -> None:
         if self._run is not None:
-            self._run[1].set()
+            self._run.cancel()
             self.ui.statusLabel.text = "Cancelling..."
             return
         if not self.logic.ensureDependencies():
@@ -188,57 +194,44 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             postprocessing = self.logic.postprocessingOptions(
                 parameters.minimumLesionVolume, parameters.keepLargestLiver, parameters.closingRadius)
         except Exception as exc:  # noqa: BLE001 - show any engine error to the user
-            slicer.util.errorDisplay(str(exc), windowTitle="Liver Tumor Segmentation")
+            slicer.util.errorDisplay(str(exc), windowTitle=TITLE)
             return
-        cancel, messages = threading.Event(), queue.Queue()
-        device = DEVICES[parameters.device]
-
-        def work():
-            try:
-                result = self.logic.compute(volume, device, lambda f, m: messages.put(("progress", f, m)),
-                                            cancel, postprocessing=postprocessing)
-                messages.put(("done", result, None))
-            except Exception as exc:  # noqa: BLE001 - relayed to the main thread
-                messages.put(("error", exc, None))
-
-        thread = threading.Thread(target=work, name="LiverTumorSeg", daemon=True)
-        self._run = (thread, cancel, messages, parameters.inputVolume, parameters.outputSegmentation)
+        self._run = BackgroundSegmentation(self.logic, volume, DEVICES[parameters.device], postprocessing)
+        self._runNodes = (parameters.inputVolume, parameters.outputSegmentation)
         self.ui.progressBar.value = 0
         self.ui.progressBar.show()
         self.ui.statusLabel.text = "Loading the model..."
         self._updateButtons()
-        thread.start()
+        self._run.start()
         self._timer.start()
 
     def _poll(self) -> None:
-        """Main thread: show progress; apply the result to MRML when the worker is done."""
+        """Main thread: show the run's progress; apply its result to MRML when it has ended."""
         if self._run is None:
             self._timer.stop()
             return
-        _, _, messages, inputNode, outputNode = self._run
-        while not messages.empty():
-            kind, value, message = messages.get()
-            if kind == "progress":
-                self.ui.progressBar.value = int(100 * value)
-                self.ui.statusLabel.text = message
-                continue
-            self._finishRun()
-            if kind == "error":
-                from LiverTumorSegLib.errors import CancelledError
+        for event in self._run.poll():
+            if isinstance(event, Progress):
+                self.ui.progressBar.value = int(100 * event.fraction)
+                self.ui.statusLabel.text = event.message
+            else:
+                self._endRun()
+                self._showOutcome(event)
 
-                if isinstance(value, CancelledError):
-                    self.ui.statusLabel.text = "Cancelled; nothing was changed."
-                else:
-                    self.ui.statusLabel.text = "Failed."
-                    slicer.util.errorDisplay(str(value), windowTitle="Liver Tumor Segmentation")
-                return
+    def _showOutcome(self, event) -> None:
+        if isinstance(event, Cancelled):
+            self.ui.statusLabel.text = "Cancelled; nothing was changed."
+        elif isinstance(event, Failed):
+            self.ui.statusLabel.text = "Failed."
+            slicer.util.errorDisplay(str(event.error), windowTitle=TITLE)
+        else:
+            inputNode, outputNode = self._runNodes
             with slicer.util.tryWithErrorDisplay("Could not store the segmentation.", waitCursor=True):
-                node = self.logic.applyResult(value, inputNode, outputNode)
+                node = self.logic.applyResult(event.result, inputNode, outputNode)
                 self._parameterNode.outputSegmentation = node
-                self._showResults(node, value.statistics)
-            return
+                self._showResults(node, event.result.statistics)
 
-    def _finishRun(self) -> None:
+    def _endRun(self) -> None:
         self._timer.stop()
         self._run = None
         self.ui.progressBar.hide()
@@ -246,12 +239,11 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _cancelRun(self) -> None:
         if self._run is not None:
-            self._run[1].set()
-            self._run[0].join(timeout=30)
-            self._finishRun()
+            self._run.stop()
+            self._endRun()
 
     def _showResults(self, segmentationNode, statistics: dict) -> None:
-        from LiverTumorSegLib.slicer_logic import STATISTICS_TABLE_ROLE
+        from LiverTumorSegLib.mrml.table import STATISTICS_TABLE_ROLE
 
         table = segmentationNode.GetNodeReference(STATISTICS_TABLE_ROLE)
         self.ui.resultsTableView.setMRMLTableNode(table)
@@ -260,7 +252,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             f"burden {statistics['tumor_burden_percent']:.1f}% ({statistics['seconds']:.1f} s on "
             f"{statistics['device']})")
         for warning in statistics.get("warnings", []):
-            slicer.util.warningDisplay(warning, windowTitle="Liver Tumor Segmentation")
+            slicer.util.warningDisplay(warning, windowTitle=TITLE)
 
     def onShow3D(self) -> None:
         node = self._parameterNode.outputSegmentation if self._parameterNode else None
@@ -271,91 +263,41 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 layoutManager.threeDWidget(0).threeDView().resetFocalPoint()
 
 
-class LiverTumorSegLogic(ScriptedLoadableModuleLogic, EngineLogic):
-    """The engine's MRML logic (`LiverTumorSegLib.slicer_logic`) bound to `slicer.mrmlScene`, plus
-    the parameter node and dependency installation.
+class LiverTumorSegLogic(ScriptedLoadableModuleLogic, MrmlSegmentationLogic):
+    """The Slicer module's logic: the engine's `MrmlSegmentationLogic` bound to `slicer.mrmlScene`,
+    plus the panel's parameter node and the installation of missing packages.
 
     Console use: `LiverTumorSeg.LiverTumorSegLogic().process(slicer.util.getNode("CT"))`.
     """
 
     def __init__(self, modelCard=None) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        EngineLogic.__init__(self, slicer.mrmlScene, modelCard)
+        MrmlSegmentationLogic.__init__(self, slicer.mrmlScene, modelCard)
 
-    def getParameterNode(self):
-        return LiverTumorSegParameterNode(super().getParameterNode())
-
-    @staticmethod
-    def postprocessingOptions(minimumLesionVolume: float, keepLargestLiver: bool,
-                              closingRadius: float):
-        import dataclasses
-
-        from LiverTumorSegLib.model.card import PostprocessingSpec, resolve_model_card
-
-        base = resolve_model_card(None).postprocessing if resources.BUNDLED_MODEL_CARD.is_file() \
-            else PostprocessingSpec()
-        return dataclasses.replace(base, min_lesion_volume_mm3=float(minimumLesionVolume),
-                                   keep_largest_liver=bool(keepLargestLiver),
-                                   closing_radius_mm=float(closingRadius))
+    def getParameterNode(self) -> LiverTumorSegParameterNode:
+        """The panel's parameter node; a new one starts from the loaded model card's post-processing."""
+        node = super().getParameterNode()
+        parameters = LiverTumorSegParameterNode(node)
+        if not node.GetAttribute(CARD_DEFAULTS_ATTRIBUTE):
+            try:
+                card = self.card
+            except ModelError:  # no usable model: Apply says so; the panel keeps its defaults
+                return parameters
+            parameters.minimumLesionVolume = card.postprocessing.min_lesion_volume_mm3
+            parameters.keepLargestLiver = card.postprocessing.keep_largest_liver
+            parameters.closingRadius = card.postprocessing.closing_radius_mm
+            node.SetAttribute(CARD_DEFAULTS_ATTRIBUTE, card.name)
+        return parameters
 
     def ensureDependencies(self, askConfirmation: bool = True) -> bool:
-        """Install missing packages after asking, on the main thread, never replacing Slicer's.
-        DICOM packages that would need another pydicom than Slicer's are left out (segmenting does
-        not need them; Slicer's own DICOM export writes the DICOM SEG)."""
-        missing, pydicomConflict = requirements_to_install()
-        if pydicomConflict:
-            logging.warning(pydicomConflict)
-        if not missing:
-            return True
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                "Liver Tumor Segmentation needs these Python packages, which are not installed: "
-                + ", ".join(missing) + ". Install them now? (This can take several minutes; "
-                "packages that Slicer ships are not changed.)", windowTitle="Install packages"):
-            return False
-        try:
-            if missing_requirements(TORCH_IMPORTS):
-                self._installTorch()
-            constraints = os.path.join(slicer.app.temporaryPath, "LiverTumorSeg-constraints.txt")
-            with open(constraints, "w", encoding="utf-8") as handle:
-                handle.write(protective_constraints())
-            remaining = [r for r in missing if r in missing_requirements()]
-            if remaining:
-                try:
-                    import slicer.pydeps as pydeps  # Slicer 5.11 and newer
-                except ImportError:
-                    pydeps = None
-                if pydeps is not None:
-                    from packaging.requirements import Requirement
-
-                    pydeps.pip_ensure([Requirement(r) for r in remaining], constraints=constraints,
-                                      requester="LiverTumorSeg")
-                else:
-                    slicer.util.pip_install([*remaining, "-c", constraints])
-        except Exception as exc:  # noqa: BLE001 - tell the user what failed
-            slicer.util.errorDisplay(f"Installing Python packages failed: {exc}",
-                                     windowTitle="Liver Tumor Segmentation")
-            return False
-        still = missing_requirements(ENGINE_IMPORTS)
-        if still:
-            slicer.util.errorDisplay("These packages are still missing: " + ", ".join(still),
-                                     windowTitle="Liver Tumor Segmentation")
-        return not still
-
-    @staticmethod
-    def _installTorch() -> None:
-        try:
-            import PyTorchUtils
-        except ImportError as exc:
-            raise RuntimeError("PyTorch is not installed. Install the 'PyTorch' extension from the "
-                               "Extensions Manager, restart Slicer, and try again.") from exc
-        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-            raise RuntimeError("The PyTorch extension could not install torch for this computer.")
+        """Install missing packages after asking, on the main thread, never replacing Slicer's."""
+        return ensure_dependencies(SlicerPackageTools(), SlicerInstallPrompt(), askConfirmation)
 
 
 class LiverTumorSegTest(ScriptedLoadableModuleTest):
     """Reload and Test: segment Slicer's CTLiver sample (or the embedded sample) and check segments,
     terminology, colours, geometry, segment-ID stability and the statistics table. The checks are
-    `LiverTumorSegLib.selftest.run_self_test`, which pytest also runs headless."""
+    `LiverTumorSegLib.mrml.selftest.run_self_test`, which pytest also runs headless."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -365,7 +307,7 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
         self.test_LiverTumorSeg_selfTest()
 
     def test_LiverTumorSeg_selfTest(self):
-        from LiverTumorSegLib.selftest import run_self_test
+        from LiverTumorSegLib.mrml.selftest import run_self_test
 
         self.delayDisplay("Starting the self-test")
         ct, labelPath = self._input()

@@ -11,6 +11,10 @@ Typical use::
 
 Importing the package is cheap and needs no torch: the names below load their modules on first use,
 so that Slicer can import the module (and offer to install torch) on a machine without it.
+
+Two parts serve the Slicer module and are used only there: the `mrml` subpackage (the engine on a
+Slicer scene; it needs Slicer's MRML classes, or the PyPI `slicer-core` headless) and the Slicer
+installers in `installer` (Slicer's own package tools). Neither is imported by the rest of the package.
 """
 
 from importlib import import_module

@@ -36,16 +36,10 @@ def _progress_bar(label: str):
 
 
 def _postprocessing(card: ModelCard, args: argparse.Namespace) -> PostprocessingSpec:
-    import dataclasses
-
-    changes = {}
-    if args.min_lesion_mm3 is not None:
-        changes["min_lesion_volume_mm3"] = args.min_lesion_mm3
-    if args.closing_mm is not None:
-        changes["closing_radius_mm"] = args.closing_mm
-    if args.all_liver_components:
-        changes["keep_largest_liver"] = False
-    return dataclasses.replace(card.postprocessing, **changes)
+    """The card's post-processing with the command-line options that were given."""
+    return card.postprocessing.with_overrides(
+        min_lesion_volume_mm3=args.min_lesion_mm3, closing_radius_mm=args.closing_mm,
+        keep_largest_liver=False if args.all_liver_components else None)
 
 
 def describe_error(exc: BaseException) -> tuple[str, int]:

@@ -13,8 +13,9 @@ from LiverTumorSegLib.errors import CancelledError, InputVolumeError  # noqa: E4
 from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
 from LiverTumorSegLib.reporting.tables import TEXT_COLUMNS, statistics_rows  # noqa: E402
 from LiverTumorSegLib.segments import LIVER_SEGMENT, TUMOR_SEGMENT  # noqa: E402
-from LiverTumorSegLib.selftest import load_volume_node, run_self_test, table_rows  # noqa: E402
-from LiverTumorSegLib.slicer_logic import STATISTICS_TABLE_ROLE, LiverTumorSegLogic  # noqa: E402
+from LiverTumorSegLib.mrml.logic import MrmlSegmentationLogic  # noqa: E402
+from LiverTumorSegLib.mrml.selftest import load_volume_node, run_self_test  # noqa: E402
+from LiverTumorSegLib.mrml.table import STATISTICS_TABLE_ROLE, table_rows  # noqa: E402
 from LiverTumorSegLib.volume.io import Volume, read_volume  # noqa: E402
 from LiverTumorSegLib.workflow import segment_file  # noqa: E402
 
@@ -26,7 +27,7 @@ def scene():
 
 @pytest.fixture
 def logic(scene, random_card):
-    return LiverTumorSegLogic(scene, random_card)
+    return MrmlSegmentationLogic(scene, random_card)
 
 
 def volume_node(scene, array_ijk, affine, cls="vtkMRMLScalarVolumeNode", name="CT"):
@@ -128,7 +129,7 @@ def test_other_segments_are_untouched_and_ids_stable(scene, logic):
     mine = np.zeros((48, 40, 24), np.uint8)
     mine[2:6, 2:6, 2:6] = 1
     slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-        LiverTumorSegLogic._orientedImage(mine.transpose(2, 1, 0).copy(), _affine()),
+        MrmlSegmentationLogic._orientedImage(mine.transpose(2, 1, 0).copy(), _affine()),
         segmentation_node, segmentation_node.GetSegmentation().AddEmptySegment("kidney", "Kidney"),
         slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
     assert _segment_voxels(segmentation_node, "kidney") == 64

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from LiverTumorSegLib import resources
-from LiverTumorSegLib.slicer_logic import LiverTumorSegLogic
+from LiverTumorSegLib.mrml.logic import MrmlSegmentationLogic
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "LiverTumorSeg" / "LiverTumorSeg.py"
@@ -75,7 +75,7 @@ def test_device_choices_match_the_combo_box(ui_root, module_tree):
 def test_console_logic_delegates_to_existing_engine_methods():
     source = MODULE.read_text(encoding="utf-8")
     for method in ("process", "volumeFromNode", "compute", "applyResult"):
-        assert callable(getattr(LiverTumorSegLogic, method))
+        assert callable(getattr(MrmlSegmentationLogic, method))
         assert f"self.logic.{method}" in source or method == "process"
 
 

@@ -8,7 +8,7 @@ model was trained on (with licences) and its evaluation figures.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,15 @@ class PostprocessingSpec(_FromDict):
     tumor_inside_liver_only: bool = True
     min_lesion_volume_mm3: float = 100.0
     closing_radius_mm: float = 0.0
+
+    def with_overrides(self, min_lesion_volume_mm3: float | None = None,
+                       keep_largest_liver: bool | None = None,
+                       closing_radius_mm: float | None = None) -> PostprocessingSpec:
+        """This spec with a user's choices (command-line options, the Slicer panel); a choice left
+        as None keeps this spec's value."""
+        choices = {"min_lesion_volume_mm3": min_lesion_volume_mm3,
+                   "keep_largest_liver": keep_largest_liver, "closing_radius_mm": closing_radius_mm}
+        return replace(self, **{name: value for name, value in choices.items() if value is not None})
 
 
 @dataclass(frozen=True)

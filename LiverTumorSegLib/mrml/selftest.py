@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import evaluate_case
-from .model.card import ModelCard
-from .reporting.tables import STATISTICS_COLUMNS, statistics_rows
-from .segments import OUTPUT_SEGMENTS
-from .slicer_logic import STATISTICS_TABLE_ROLE, LiverTumorSegLogic
+from ..metrics import evaluate_case
+from ..model.card import ModelCard
+from ..reporting.tables import STATISTICS_COLUMNS, statistics_rows
+from ..segments import OUTPUT_SEGMENTS
+from .logic import MrmlSegmentationLogic
+from .table import STATISTICS_TABLE_ROLE, table_rows
 
 
 def load_volume_node(scene, path: str | Path, labelmap: bool = False):
@@ -33,25 +34,11 @@ def load_volume_node(scene, path: str | Path, labelmap: bool = False):
     return node
 
 
-def table_rows(tableNode) -> list[dict[str, Any]]:
-    """The rows of a statistics table node as dictionaries (NaN becomes None)."""
-    table = tableNode.GetTable()
-    rows = []
-    for r in range(table.GetNumberOfRows()):
-        row = {}
-        for c in range(table.GetNumberOfColumns()):
-            value = table.GetValue(r, c)
-            value = value.ToString() if value.IsString() else value.ToDouble()
-            row[table.GetColumnName(c)] = None if isinstance(value, float) and np.isnan(value) else value
-        rows.append(row)
-    return rows
-
-
 def run_self_test(scene, ct, label_path: str | Path | None = None,
                   modelCard: ModelCard | str | Path | None = None, device: str = "auto") -> dict:
     """Segment a CT (a file path or a scalar volume node already in `scene`) through the logic and
     check everything a Slicer user relies on."""
-    logic = LiverTumorSegLogic(scene, modelCard)
+    logic = MrmlSegmentationLogic(scene, modelCard)
     volumeNode = ct if hasattr(ct, "GetImageData") else load_volume_node(scene, ct)
     segmentationNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "self-test")
     segmentationNode.CreateDefaultDisplayNodes()

@@ -1,5 +1,6 @@
-"""MRML input/output of the engine: volume node in, `Liver` and `Tumor` segments and a statistics
-table out. Needs only Slicer's MRML classes, so it runs inside Slicer and headless with `slicer-core`.
+"""`MrmlSegmentationLogic`: the engine on a Slicer scene. Volume node in, `Liver` and `Tumor` segments
+and a statistics table out. Needs only Slicer's MRML classes, so it runs inside Slicer and headless
+with `slicer-core`. (The Slicer module's `LiverTumorSegLogic` is this class bound to `slicer.mrmlScene`.)
 
 The work splits in three steps so that a GUI can run the middle one off the main thread:
 `volumeFromNode` (main thread, reads MRML), `compute` (any thread, no MRML), `applyResult` (main thread,
@@ -15,16 +16,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .errors import InputVolumeError, OutputError
-from .model.card import ModelCard, PostprocessingSpec
-from .reporting.tables import STATISTICS_COLUMNS, TEXT_COLUMNS, statistics_rows
-from .segments import OUTPUT_SEGMENTS, SegmentStyle
-from .volume.io import Volume, atomic_output
+from ..errors import InputVolumeError, OutputError
+from ..model.card import ModelCard, PostprocessingSpec, resolve_model_card
+from ..segments import OUTPUT_SEGMENTS, SegmentStyle
+from ..volume.io import Volume, atomic_output
+from .table import write_statistics_table
 
 if TYPE_CHECKING:  # the pipeline imports torch; Slicer must be able to import this module without it
-    from .pipeline import CancelCheck, SegmentationResult, Segmenter
-
-STATISTICS_TABLE_ROLE = "LiverTumorSegStatistics"
+    from ..pipeline import CancelCheck, SegmentationResult, Segmenter
 
 
 def _slicer():
@@ -59,14 +58,16 @@ def _segmentations_logic(slicer, scene):
     return logic
 
 
-class LiverTumorSegLogic:
-    """Segments a CT volume node into `Liver` and `Tumor` segments with a statistics table."""
+class MrmlSegmentationLogic:
+    """Segments a CT volume node of `scene` into `Liver` and `Tumor` segments with a statistics table,
+    with the model of `modelCard` (a card, its path, or None for the bundled model)."""
 
     def __init__(self, scene, modelCard: ModelCard | str | Path | None = None):
         slicer = _slicer()
         self.lastSegmentationNode = None
         self.scene = scene
         self.modelCard = modelCard
+        self._card: ModelCard | None = None
         self._segmenters: dict[str, Segmenter] = {}
         self._lock = threading.Lock()
         self._segmentationsLogic = _segmentations_logic(slicer, scene)
@@ -98,14 +99,33 @@ class LiverTumorSegLogic:
         inputVolumeNode.GetIJKToRASMatrix(matrix)
         return Volume(voxels, _matrix_to_numpy(matrix))
 
+    # ---- the model --------------------------------------------------------------------------
+    @property
+    def card(self) -> ModelCard:
+        """The model card this logic segments with, read once (raises `ModelError` if unusable)."""
+        with self._lock:
+            if self._card is None:
+                self._card = resolve_model_card(self.modelCard)
+            return self._card
+
+    def postprocessingOptions(self, minimumLesionVolume: float | None = None,
+                              keepLargestLiver: bool | None = None,
+                              closingRadius: float | None = None) -> PostprocessingSpec:
+        """The card's post-processing with the panel's choices; a choice left as None keeps the
+        card's value, and the card's other steps are always kept."""
+        return self.card.postprocessing.with_overrides(
+            min_lesion_volume_mm3=minimumLesionVolume, keep_largest_liver=keepLargestLiver,
+            closing_radius_mm=closingRadius)
+
     # ---- step 2: compute (any thread) ---------------------------------------------------------
     def segmenter(self, device: str = "auto") -> Segmenter:
         """The loaded model for a device, loaded once and kept."""
-        from .pipeline import Segmenter
+        from ..pipeline import Segmenter
 
+        card = self.card
         with self._lock:
             if device not in self._segmenters:
-                self._segmenters[device] = Segmenter(self.modelCard, device=device)
+                self._segmenters[device] = Segmenter(card, device=device)
             return self._segmenters[device]
 
     def compute(self, volume: Volume, device: str = "auto",
@@ -141,7 +161,7 @@ class LiverTumorSegLogic:
                     slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE, image.GetExtent()):
                 raise OutputError(f"Could not write the {style.name} segment into "
                                   f"'{outputSegmentationNode.GetName()}'.")
-        self.updateStatisticsTable(result.statistics, outputSegmentationNode)
+        write_statistics_table(self.scene, result.statistics, outputSegmentationNode)
         return outputSegmentationNode
 
     @staticmethod
@@ -166,31 +186,6 @@ class LiverTumorSegLogic:
         numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = maskKji.ravel()
         image.SetImageToWorldMatrix(_numpy_to_matrix(ijkToRas))
         return image
-
-    def updateStatisticsTable(self, statistics: dict, segmentationNode):
-        """Create or refresh the table referenced by the segmentation node (one row per structure)."""
-        import vtk
-
-        table = segmentationNode.GetNodeReference(STATISTICS_TABLE_ROLE)
-        if table is None:
-            table = self.scene.AddNewNodeByClass("vtkMRMLTableNode",
-                                                 f"{segmentationNode.GetName()} statistics")
-            segmentationNode.SetNodeReferenceID(STATISTICS_TABLE_ROLE, table.GetID())
-        rows = statistics_rows(statistics)
-        vtkTable = table.GetTable()
-        vtkTable.Initialize()
-        for column in STATISTICS_COLUMNS:
-            array = vtk.vtkStringArray() if column in TEXT_COLUMNS else vtk.vtkDoubleArray()
-            array.SetName(column)
-            for row in rows:
-                value = row[column]
-                if column in TEXT_COLUMNS:
-                    array.InsertNextValue("" if value is None else str(value))
-                else:
-                    array.InsertNextValue(np.nan if value is None else float(value))
-            vtkTable.AddColumn(array)
-        table.Modified()
-        return table
 
     # ---- all three in a row -------------------------------------------------------------------
     def process(self, inputVolumeNode, outputSegmentationNode=None, device: str = "auto",
