@@ -53,3 +53,40 @@ def test_closing_bridges_a_gap_smaller_than_its_radius():
 def test_ball_is_anisotropic():
     ball = ellipsoid_structure(4.0, (1.0, 1.0, 2.0))
     assert ball.shape == (9, 9, 5)
+
+
+def _card_spec():
+    """A card's post-processing that differs from the defaults in every field."""
+    defaults = PostprocessingSpec()
+    return PostprocessingSpec(keep_largest_liver=not defaults.keep_largest_liver,
+                              fill_liver_holes=not defaults.fill_liver_holes,
+                              tumor_inside_liver_only=not defaults.tumor_inside_liver_only,
+                              min_lesion_volume_mm3=defaults.min_lesion_volume_mm3 + 150.0,
+                              closing_radius_mm=defaults.closing_radius_mm + 1.5)
+
+
+def test_overrides_change_only_the_choices_given():
+    import dataclasses
+
+    spec = _card_spec()
+    assert spec.with_overrides() == spec
+    assert spec.with_overrides(min_lesion_volume_mm3=0.0) == dataclasses.replace(
+        spec, min_lesion_volume_mm3=0.0)
+    assert spec.with_overrides(keep_largest_liver=not spec.keep_largest_liver,
+                               closing_radius_mm=0.0) == dataclasses.replace(
+        spec, keep_largest_liver=not spec.keep_largest_liver, closing_radius_mm=0.0)
+
+
+def test_command_line_options_reach_the_card_spec_through_the_helper(random_card):
+    import dataclasses
+
+    from LiverTumorSegLib.cli import _postprocessing, build_parser
+
+    card = dataclasses.replace(random_card, postprocessing=_card_spec())
+    parse = build_parser().parse_args
+    assert _postprocessing(card, parse(["segment", "ct.nii.gz"])) == card.postprocessing, \
+        "without options, every field of the card (its minimum lesion volume too) is used"
+    assert _postprocessing(card, parse(["segment", "ct.nii.gz", "--min-lesion-mm3", "5",
+                                        "--all-liver-components"])) == \
+        dataclasses.replace(card.postprocessing, min_lesion_volume_mm3=5.0, keep_largest_liver=False)
+    assert _postprocessing(card, parse(["demo"])) == card.postprocessing
