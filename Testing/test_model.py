@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from LiverTumorSegLib.errors import ModelError
-from LiverTumorSegLib.model.card import Architecture, InputSpec, load_model_card
+from LiverTumorSegLib.model.card import Architecture, InputSpec, load_model_card, resolve_model_card
+from LiverTumorSegLib.model.export import export_model
 from LiverTumorSegLib.model.network import build_network, load_network
 
 
@@ -17,20 +18,33 @@ def _copy_model(card, tmp_path):
     return tmp_path / card.path.name, tmp_path / card.weights_file
 
 
-def test_card_round_trip_and_weights_load(random_card):
-    again = load_model_card(random_card.path)
-    assert again == random_card
-    network = load_network(again)
-    reference = build_network(again.architecture, again.input.in_channels)
-    assert set(network.state_dict()) == set(reference.state_dict())
-    assert not network.training
+def test_export_then_load_gives_back_the_card_and_the_fp16_weights(tmp_path):
+    torch.manual_seed(1)
+    architecture = Architecture("Unet", "resnet18")
+    network = build_network(architecture, InputSpec().in_channels)
+    card = export_model(network, tmp_path, "round-trip", architecture, InputSpec())
+    again = load_model_card(card.path)
+    assert again == card
+    loaded = load_network(again)
+    assert not loaded.training
+    original = network.state_dict()
+    for name, value in loaded.state_dict().items():
+        want = original[name].half().float() if original[name].is_floating_point() else original[name]
+        assert torch.equal(value, want), name
 
 
-def test_shipped_architecture_is_resnet50_unet():
-    network = build_network(Architecture("Unet", "resnet50"), InputSpec().in_channels)
-    parameters = sum(p.numel() for p in network.parameters())
-    assert 32.0e6 < parameters < 33.0e6
-    assert network.encoder.__class__.__name__ == "ResNetEncoder"
+def test_bundled_model_is_a_resnet50_unet_and_loads_its_own_weights():
+    """README and the extension describe a ResNet50 U-Net; the bundled card must say so, and loading
+    must put the file's tensors into the network, not leave it randomly initialised."""
+    from safetensors.torch import load_file
+
+    card = resolve_model_card(None)
+    assert (card.architecture.name, card.architecture.encoder_name) == ("Unet", "resnet50")
+    network = load_network(card).state_dict()
+    stored = load_file(str(card.weights_path))
+    assert set(stored) == set(network)
+    for name, tensor in stored.items():
+        assert torch.equal(network[name], tensor.to(network[name].dtype)), name
 
 
 def test_missing_weights(random_card, tmp_path):
@@ -69,10 +83,27 @@ def test_pickled_weights_are_never_loaded(random_card, tmp_path):
         load_network(load_model_card(card_path))
 
 
-def test_malformed_card(tmp_path):
+def test_malformed_card(random_card, tmp_path):
+    from LiverTumorSegLib.model.card import REQUIRED_CARD_KEYS
+
     path = tmp_path / "card.json"
+    for key, meaning in REQUIRED_CARD_KEYS.items():
+        data = json.loads(random_card.path.read_text())
+        del data[key]
+        path.write_text(json.dumps(data))
+        with pytest.raises(ModelError) as raised:
+            load_model_card(path)
+        assert f"lacks '{key}' ({meaning})" in str(raised.value)
     path.write_text('{"name": "x"}')
-    with pytest.raises(ModelError, match="malformed"):
+    with pytest.raises(ModelError, match="'architecture' .* and 'input' .* and 'weights_file'"):
+        load_model_card(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ModelError, match="not a JSON object"):
+        load_model_card(path)
+    data = json.loads(random_card.path.read_text())
+    data["postprocessing"]["surprise"] = 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="malformed .*surprise"):
         load_model_card(path)
     path.write_text("not json")
     with pytest.raises(ModelError, match="JSON"):

@@ -14,6 +14,7 @@ from LiverTumorSegLib.errors import CancelledError, InputVolumeError
 from LiverTumorSegLib.inference import TorchPredictor
 from LiverTumorSegLib.pipeline import Segmenter
 from LiverTumorSegLib.volume.io import Volume, read_volume
+from statistics_checks import assert_statistics_describe
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +35,8 @@ def test_output_matches_input_grid_on_real_tiny_case(segmenter):
     assert result.labels.shape == volume.array.shape and result.labels.dtype == np.uint8
     np.testing.assert_array_equal(result.affine, volume.affine)
     assert set(np.unique(result.labels)) <= {0, 1, 2}
-    for key in ("liver_volume_ml", "tumor_volume_ml", "tumor_count", "tumor_burden_percent",
-                "lesions", "device", "seconds"):
-        assert key in result.statistics
+    assert_statistics_describe(result.statistics, result.labels, volume.affine)
+    assert result.statistics["device"].startswith("cpu") and result.statistics["seconds"] > 0
 
 
 @pytest.mark.parametrize("axes, flips", [((2, 0, 1), (True, False, False)),

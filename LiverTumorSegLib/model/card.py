@@ -119,6 +119,17 @@ def model_sections(data: dict[str, Any]) -> dict[str, Any]:
             "postprocessing": PostprocessingSpec.from_dict(data.get("postprocessing", {}))}
 
 
+# The keys a model card must have, and what each holds (said when one is missing).
+REQUIRED_CARD_KEYS = {
+    "name": "the model's name, a string",
+    "architecture": 'the network, e.g. {"name": "Unet", "encoder_name": "resnet50"}',
+    "input": "how a CT becomes network input: its CT windows, histogram channel, neighbouring "
+             "slices and pixel size",
+    "weights_file": "the name of the .safetensors weights file beside the card",
+    "weights_sha256": "the SHA-256 of that weights file, 64 hexadecimal digits",
+}
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """Everything needed to rebuild, run and judge one trained model."""
@@ -148,6 +159,14 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> ModelCard:
+        where = f" {path}" if path else ""
+        if not isinstance(data, dict):
+            raise ModelError(f"The model card{where} is not a JSON object; restore the original file.")
+        missing = [f"'{key}' ({meaning})" for key, meaning in REQUIRED_CARD_KEYS.items()
+                   if key not in data]
+        if missing:
+            raise ModelError(f"The model card{where} lacks {' and '.join(missing)}; re-export it "
+                             "with `livertumorseg train` or restore the original file.")
         try:
             card = cls(
                 **model_sections(data),
@@ -159,7 +178,6 @@ class ModelCard:
                 path=path,
             )
         except (KeyError, TypeError) as exc:
-            where = f" {path}" if path else ""
             raise ModelError(f"The model card{where} is malformed ({exc}); re-export it with "
                              "`livertumorseg train` or restore the original file.") from exc
         if card.classes != CLASS_NAMES:
