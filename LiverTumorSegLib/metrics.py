@@ -12,13 +12,20 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .labels import TUMOR, boundary, label_components
+from .labels import TUMOR, boundary, bounding_box, label_components
 
 STRUCTURES = {"liver": lambda labels: labels > 0, "tumor": lambda labels: labels == TUMOR}
 
 
 def surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """Distances (mm) from each surface voxel of `a` to the surface of `b`, and back, concatenated."""
+    """Distances (mm) from each surface voxel of `a` to the surface of `b`, and back, concatenated.
+
+    Computed on the bounding box of both masks: nothing of either lies outside it and every voxel
+    just outside it is empty, so surfaces and distances are those of the whole grid, while the
+    distance transforms, the costly part, cover the box only."""
+    box = bounding_box(a | b)
+    if box is not None:
+        a, b = a[box], b[box]
     sa, sb = boundary(a), boundary(b)
     to_b = ndimage.distance_transform_edt(~sb, sampling=spacing)[sa]
     to_a = ndimage.distance_transform_edt(~sa, sampling=spacing)[sb]
@@ -71,6 +78,9 @@ def detection_scores(found: int, true: int, matched: int, predicted: int) -> dic
 
 def lesion_detection(pred_tumor: np.ndarray, truth_tumor: np.ndarray) -> dict:
     """Lesion-wise detection: components matched when they overlap by at least one voxel."""
+    box = bounding_box(pred_tumor | truth_tumor)
+    if box is not None:  # every component lies inside the box
+        pred_tumor, truth_tumor = pred_tumor[box], truth_tumor[box]
     pred_components, n_pred = label_components(pred_tumor)
     truth_components, n_truth = label_components(truth_tumor)
     overlap = (pred_components > 0) & (truth_components > 0)

@@ -5,7 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from LiverTumorSegLib.metrics import evaluate_case, lesion_detection, overlap_metrics, summarize
+from LiverTumorSegLib import metrics
+from LiverTumorSegLib.labels import boundary
+from LiverTumorSegLib.metrics import (evaluate_case, lesion_detection, overlap_metrics,
+                                      surface_distances, summarize)
 
 
 def test_known_overlap():
@@ -67,3 +70,54 @@ def test_global_dice_pools_voxels():
     assert summary["liver"]["mean_dice"] == pytest.approx((1 + 2 * 250 / 750) / 2)
     assert summary["liver"]["global_dice"] == pytest.approx(2 * 750 / (1000 + 750))
     assert summary["tumor"]["mean_dice"] == 1.0  # no tumor anywhere: empty-empty scores 1
+
+
+def _surface_distances_on_the_whole_grid(a, b, spacing):
+    """The plain definition, without cropping: the oracle for `surface_distances`."""
+    from scipy import ndimage
+
+    sa, sb = boundary(a), boundary(b)
+    return np.concatenate([ndimage.distance_transform_edt(~sb, sampling=spacing)[sa],
+                           ndimage.distance_transform_edt(~sa, sampling=spacing)[sb]])
+
+
+def _blob(shape, centre, radii):
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii)) <= 1.0
+
+
+@pytest.mark.parametrize("centres", [((20, 25, 12), (24, 22, 14)),   # inside the grid
+                                     ((0, 25, 12), (3, 47, 23)),     # touching the grid's faces
+                                     ((10, 10, 5), (40, 40, 20))])   # apart
+def test_cropped_surface_distances_equal_the_whole_grid_ones(centres):
+    shape, spacing = (48, 50, 24), (0.7, 0.8, 2.5)
+    a, b = _blob(shape, centres[0], (9, 12, 6)), _blob(shape, centres[1], (7, 6, 4))
+    np.testing.assert_array_equal(surface_distances(a, b, spacing),
+                                  _surface_distances_on_the_whole_grid(a, b, spacing))
+
+
+def test_cropped_scores_equal_the_whole_grid_ones_on_a_real_case():
+    from conftest import data_case
+    from LiverTumorSegLib.volume.io import read_volume
+
+    _, label_path = data_case("lits117_crop")  # its liver touches the faces of the crop
+    label = read_volume(label_path)
+    truth = np.asarray(label.array) > 0
+    pred = np.roll(truth, (3, -2, 1), axis=(0, 1, 2))
+    np.testing.assert_array_equal(surface_distances(pred, truth, label.spacing),
+                                  _surface_distances_on_the_whole_grid(pred, truth, label.spacing))
+
+
+def test_distance_transforms_cover_only_the_masks_box(monkeypatch):
+    """What makes scoring fast: the distance transforms run on the box of both masks, not on the
+    whole grid."""
+    seen = []
+    transform = metrics.ndimage.distance_transform_edt
+    monkeypatch.setattr(metrics.ndimage, "distance_transform_edt",
+                        lambda image, **kw: seen.append(image.shape) or transform(image, **kw))
+    a = np.zeros((200, 200, 100), bool)
+    b = np.zeros_like(a)
+    a[50:60, 70:90, 40:45] = True
+    b[55:70, 75:80, 42:50] = True
+    overlap_metrics(a, b, (1.0, 1.0, 1.0))
+    assert seen == [(20, 20, 10)] * 2
