@@ -24,7 +24,7 @@ if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "L
 
 from LiverTumorSegLib import resources  # noqa: E402  (path set up above)
 from LiverTumorSegLib.background_run import (BackgroundSegmentation, Cancelled, Failed,  # noqa: E402
-                                             Progress)
+                                             Progress, RunEvent)
 from LiverTumorSegLib.dependencies import TORCH_IMPORTS, missing_requirements  # noqa: E402
 from LiverTumorSegLib.errors import ModelError  # noqa: E402
 from LiverTumorSegLib.installer import (SlicerInstallPrompt, SlicerPackageTools,  # noqa: E402
@@ -55,7 +55,7 @@ class LiverTumorSeg(ScriptedLoadableModule):
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Liver Tumor Segmentation"
+        self.parent.title = TITLE
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = []
         self.parent.contributors = ["LiverTumorSeg developers"]
@@ -218,7 +218,8 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._endRun()
                 self._showOutcome(event)
 
-    def _showOutcome(self, event) -> None:
+    def _showOutcome(self, event: RunEvent) -> None:
+        """Main thread: the run's final event: a message, or its result applied to MRML."""
         if isinstance(event, Cancelled):
             self.ui.statusLabel.text = "Cancelled; nothing was changed."
         elif isinstance(event, Failed):
