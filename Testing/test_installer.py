@@ -8,19 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from LiverTumorSegLib.dependencies import REQUIREMENTS, TORCH_IMPORTS
+from LiverTumorSegLib.dependencies import (DICOM_IMPORTS, ENGINE_IMPORTS, REQUIREMENTS,
+                                           TORCH_IMPORTS)
 from LiverTumorSegLib.installer import SlicerInstallPrompt, SlicerPackageTools, ensure_dependencies
 
 
 class FakeEnvironment:
-    """Which packages are 'installed'; the fake tools install by removing names from `missing`."""
+    """Which packages are 'installed'; the fake tools install by removing names from `missing`.
+    With `pydicom_conflict`, the DICOM packages are left out of the plan, as `dependencies` does
+    beside a Slicer whose pydicom is too old."""
 
-    def __init__(self, missing):
+    def __init__(self, missing, pydicom_conflict=None):
         self.missing = set(missing)
+        self.pydicom_conflict = pydicom_conflict
 
     def find_missing(self, imports=None):
         names = imports or tuple(REQUIREMENTS)
         return [REQUIREMENTS[name] for name in names if name in self.missing]
+
+    def plan(self):
+        imports = ENGINE_IMPORTS if self.pydicom_conflict else None
+        return self.find_missing(imports), self.pydicom_conflict
+
+    def ensure(self, tools, prompt, **options):
+        return ensure_dependencies(tools, prompt, find_missing=self.find_missing, plan=self.plan,
+                                   **options)
 
 
 class FakeTools:
@@ -55,14 +67,14 @@ class FakePrompt:
 def test_nothing_missing_asks_nothing_and_installs_nothing():
     environment = FakeEnvironment([])
     tools, prompt = FakeTools(environment), FakePrompt()
-    assert ensure_dependencies(tools, prompt, find_missing=environment.find_missing)
+    assert environment.ensure(tools, prompt)
     assert tools.calls == [] and prompt.questions == []
 
 
 def test_asks_first_and_a_no_installs_nothing():
     environment = FakeEnvironment(["scipy", "torch"])
     tools, prompt = FakeTools(environment), FakePrompt(answer=False)
-    assert not ensure_dependencies(tools, prompt, find_missing=environment.find_missing)
+    assert not environment.ensure(tools, prompt)
     assert tools.calls == []
     assert "torch" in prompt.questions[0] and REQUIREMENTS["scipy"] in prompt.questions[0]
 
@@ -72,7 +84,7 @@ def test_torch_first_then_the_rest_by_pip_under_constraints_that_pin_numpy():
 
     environment = FakeEnvironment(["torch", "torchvision", "scipy", "nibabel"])
     tools, prompt = FakeTools(environment), FakePrompt()
-    assert ensure_dependencies(tools, prompt, find_missing=environment.find_missing)
+    assert environment.ensure(tools, prompt)
     assert [c[0] for c in tools.calls] == ["torch", "pip"]
     assert sorted(tools.calls[1][1]) == sorted([REQUIREMENTS["scipy"], REQUIREMENTS["nibabel"]]), \
         "torch is not installed by pip"
@@ -83,14 +95,14 @@ def test_torch_first_then_the_rest_by_pip_under_constraints_that_pin_numpy():
 def test_without_asking_when_told_so():
     environment = FakeEnvironment(["scipy"])
     tools, prompt = FakeTools(environment), FakePrompt(answer=False)
-    assert ensure_dependencies(tools, prompt, ask=False, find_missing=environment.find_missing)
+    assert environment.ensure(tools, prompt, ask=False)
     assert prompt.questions == [] and [c[0] for c in tools.calls] == ["pip"]
 
 
 def test_a_failed_install_is_shown_and_stops():
     environment = FakeEnvironment(["torch", "scipy"])
     tools, prompt = FakeTools(environment, fail="no PyTorch extension"), FakePrompt()
-    assert not ensure_dependencies(tools, prompt, find_missing=environment.find_missing)
+    assert not environment.ensure(tools, prompt)
     assert [c[0] for c in tools.calls] == ["torch"]
     assert prompt.errors == ["Installing Python packages failed: no PyTorch extension"]
 
@@ -98,8 +110,18 @@ def test_a_failed_install_is_shown_and_stops():
 def test_packages_still_missing_after_pip_are_named():
     environment = FakeEnvironment(["scipy"])
     tools, prompt = FakeTools(environment, pip_installs=False), FakePrompt()
-    assert not ensure_dependencies(tools, prompt, find_missing=environment.find_missing)
+    assert not environment.ensure(tools, prompt)
     assert prompt.errors == [f"These packages are still missing: {REQUIREMENTS['scipy']}"]
+
+
+def test_dicom_packages_that_need_another_pydicom_are_left_out_with_a_logged_reason(caplog):
+    reason = "highdicom needs pydicom>=3 but pydicom 2.4 is installed"
+    environment = FakeEnvironment(["scipy", *DICOM_IMPORTS], pydicom_conflict=reason)
+    tools, prompt = FakeTools(environment), FakePrompt()
+    with caplog.at_level("WARNING"):
+        assert environment.ensure(tools, prompt), "segmenting needs no DICOM package"
+    assert tools.calls[0][1] == [REQUIREMENTS["scipy"]]
+    assert reason in caplog.text and prompt.errors == []
 
 
 def test_refuses_to_run_off_the_main_thread():
@@ -108,7 +130,7 @@ def test_refuses_to_run_off_the_main_thread():
 
     def install():
         try:
-            ensure_dependencies(tools, FakePrompt(), find_missing=environment.find_missing)
+            environment.ensure(tools, FakePrompt())
         except RuntimeError as exc:
             raised.append(str(exc))
 

@@ -25,7 +25,7 @@ def _commands(text: str, program: str) -> list[list[str]]:
 
 
 def test_the_sanity_run_command_runs_from_the_repository_root():
-    from LiverTumorSegLib.training.trainer import TrainingConfig
+    from LiverTumorSegLib.training.config import TrainingConfig
 
     record = REPO / "benchmarks" / "results" / "cpu_sanity_run"
     [command] = [c for c in _commands((record / "README.md").read_text(encoding="utf-8"),
