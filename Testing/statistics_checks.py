@@ -5,20 +5,21 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from LiverTumorSegLib.labels import CONNECTIVITY, LIVER, TUMOR
+
 ROUNDING = 1e-3  # the statistics round volumes to 0.001 mL
 
 
 def assert_statistics_describe(statistics: dict, labels: np.ndarray, affine: np.ndarray) -> None:
-    """Volumes, tumor count, lesion list and burden of `statistics` are those of `labels` (0, 1, 2)
-    on the grid `affine`."""
+    """Volumes, tumor count, lesion list and burden of `statistics` are those of `labels` on the
+    grid `affine`."""
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
     liver_ml = np.count_nonzero(labels > 0) * voxel_ml
-    tumor_ml = np.count_nonzero(labels == 2) * voxel_ml
-    faces = ndimage.generate_binary_structure(3, 1)
-    _, count = ndimage.label(labels == 2, structure=faces)
+    tumor_ml = np.count_nonzero(labels == TUMOR) * voxel_ml
+    _, count = ndimage.label(labels == TUMOR, structure=CONNECTIVITY)
     assert statistics["liver_volume_ml"] == pytest.approx(liver_ml, abs=ROUNDING)
     assert statistics["liver_parenchyma_volume_ml"] == pytest.approx(
-        np.count_nonzero(labels == 1) * voxel_ml, abs=ROUNDING)
+        np.count_nonzero(labels == LIVER) * voxel_ml, abs=ROUNDING)
     assert statistics["tumor_volume_ml"] == pytest.approx(tumor_ml, abs=ROUNDING)
     assert statistics["tumor_count"] == count == len(statistics["lesions"])
     assert sum(lesion["volume_ml"] for lesion in statistics["lesions"]) == pytest.approx(
