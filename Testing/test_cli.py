@@ -174,4 +174,4 @@ def test_demo_and_info_with_a_given_model(random_card, tmp_path):
     liver, tumor = scores["demo"]["liver"]["dice"], scores["demo"]["tumor"]["dice"]
     assert f"liver Dice {liver:.3f}, tumor Dice {tumor:.3f}" in demo.stdout, "the printed Dice is the file's"
     info = run_cli("info", "--model", random_card.path)
-    assert info.returncode == 0 and "random-resnet18" in info.stdout and "would use: cpu" in info.stdout
+    assert info.returncode == 0 and random_card.name in info.stdout and "would use: cpu" in info.stdout
