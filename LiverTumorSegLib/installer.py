@@ -17,12 +17,15 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
-from .dependencies import (ENGINE_IMPORTS, TORCH_IMPORTS, missing_requirements,
-                           protective_constraints, requirements_to_install)
+from .dependencies import (ENGINE_IMPORTS, REQUIREMENTS, SPEED_IMPORTS, TORCH_IMPORTS,
+                           missing_requirements, protective_constraints, requirements_to_install)
 
 TITLE = "Liver Tumor Segmentation"
 MissingCheck = Callable[[Optional[tuple[str, ...]]], list[str]]
 InstallPlan = Callable[[], tuple[list[str], Optional[str]]]
+
+
+OPTIONAL_REQUIREMENTS = tuple(REQUIREMENTS[name] for name in SPEED_IMPORTS)
 
 
 class InstallPrompt(Protocol):
@@ -69,12 +72,14 @@ def ensure_dependencies(tools: PackageTools, prompt: InstallPrompt, ask: bool = 
             tools.install_torch()
             importlib.invalidate_caches()
         remaining = [r for r in missing if r in find_missing(None)]
-        if remaining:
-            with tempfile.TemporaryDirectory() as scratch:
-                constraints = Path(scratch) / "LiverTumorSeg-constraints.txt"
-                constraints.write_text(protective_constraints(), encoding="utf-8")
-                tools.pip_install(remaining, constraints)
-            importlib.invalidate_caches()
+        optional = [r for r in remaining if r in OPTIONAL_REQUIREMENTS]
+        with tempfile.TemporaryDirectory() as scratch:
+            constraints = Path(scratch) / "LiverTumorSeg-constraints.txt"
+            constraints.write_text(protective_constraints(), encoding="utf-8")
+            if len(remaining) > len(optional):
+                tools.pip_install([r for r in remaining if r not in optional], constraints)
+            _install_optional(tools, optional, constraints)
+        importlib.invalidate_caches()
     except Exception as exc:  # noqa: BLE001 - tell the user what failed
         prompt.show_error(f"Installing Python packages failed: {exc}")
         return False
@@ -82,6 +87,19 @@ def ensure_dependencies(tools: PackageTools, prompt: InstallPrompt, ask: bool = 
     if still:
         prompt.show_error("These packages are still missing: " + ", ".join(still))
     return not still
+
+
+def _install_optional(tools: PackageTools, requirements: list[str], constraints: Path) -> None:
+    """Packages the engine runs without (OpenVINO: faster on the CPU): a failed install is logged,
+    and the engine says at run time which runtime it uses instead."""
+    if not requirements:
+        return
+    try:
+        tools.pip_install(requirements, constraints)
+    except Exception as exc:  # noqa: BLE001 - optional: never fails the install
+        logging.getLogger(__name__).warning(
+            "Could not install %s (%s); the network runs with PyTorch on the CPU instead (slower).",
+            ", ".join(requirements), exc)
 
 
 class SlicerInstallPrompt:

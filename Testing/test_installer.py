@@ -206,3 +206,19 @@ def test_the_prompt_uses_slicer_message_boxes(fake_slicer):
     assert prompt.confirm("install?") is True
     prompt.show_error("failed")
     assert calls == [("confirm", "install?"), ("error", "failed")]
+
+
+def test_an_optional_speed_package_that_fails_to_install_does_not_fail_the_install(caplog):
+    environment = FakeEnvironment(["scipy", "openvino"])
+
+    class OpenVinoFails(FakeTools):
+        def pip_install(self, requirements, constraints_file):
+            if REQUIREMENTS["openvino"] in requirements:
+                self.calls.append(("pip", list(requirements), ""))
+                raise RuntimeError("no wheel for this platform")
+            super().pip_install(requirements, constraints_file)
+
+    tools, prompt = OpenVinoFails(environment), FakePrompt()
+    assert environment.ensure(tools, prompt)
+    assert [call[1] for call in tools.calls] == [[REQUIREMENTS["scipy"]], [REQUIREMENTS["openvino"]]]
+    assert prompt.errors == [] and "PyTorch on the CPU instead" in caplog.text

@@ -82,11 +82,11 @@ SLICER_CHILD = """
 import json, statistics, sys, time, warnings
 warnings.simplefilter("ignore")
 import slicer
-from LiverTumorSegLib.mrml.logic import SegmentationLogic
+from LiverTumorSegLib.mrml.logic import MrmlSegmentationLogic
 from LiverTumorSegLib.mrml.selftest import load_volume_node
 card, ct, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 scene = slicer.vtkMRMLScene()
-logic = SegmentationLogic(scene, None if card == "bundled" else card)
+logic = MrmlSegmentationLogic(scene, None if card == "bundled" else card)
 node = load_volume_node(scene, ct)
 logic.process(node, device="cpu")
 seconds = []

@@ -25,19 +25,22 @@ def fold_batch_norms(network: torch.nn.Module) -> torch.nn.Module:
 
 
 class TorchPredictor:
-    """Softmax probabilities for batches of encoded slices. The network runs in the chosen precision
-    (weights converted, not autocast) in channels-last layout. When the GPU runs out of memory the
-    batch is split, and when even one slice does not fit the run continues on the CPU (a warning)."""
+    """Softmax probabilities for batches of encoded slices, in channels-last layout. In float32 the
+    batch norms are folded into the convolutions (the same result up to rounding, faster); in bf16
+    or fp16 the network runs under autocast with its float32 weights unfolded (folded weights rounded
+    to bf16 moved the liver mask by up to 5 % on the demo sample, see
+    `benchmarks/fast_path_accuracy.py`). When the GPU runs out of memory the batch is split, and when
+    even one slice does not fit the run continues on the CPU (a warning)."""
 
     def __init__(self, network: torch.nn.Module, device: torch.device, precision: str = "auto",
                  fold_batchnorm: bool = True):
+        """`fold_batchnorm`: fold in float32 (False gives the plain reference network)."""
         self.device = device
         self.precision = resolve_precision(device, precision)
-        network = network.eval()
-        self.network = self._prepare(fold_batch_norms(network) if fold_batchnorm else network)
-
-    def _prepare(self, network: torch.nn.Module) -> torch.nn.Module:
-        return network.to(self.device, _DTYPES[self.precision]).to(memory_format=torch.channels_last)
+        network = network.float().eval()
+        if fold_batchnorm and self.precision == "fp32":
+            network = fold_batch_norms(network)
+        self.network = network.to(self.device, memory_format=torch.channels_last)
 
     def describe(self) -> str:
         return describe_device(self.device, self.precision, f"PyTorch {torch.__version__}")
@@ -56,8 +59,10 @@ class TorchPredictor:
             return self._forward(images)
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.device, _DTYPES[self.precision], non_blocking=True)
-        logits = self.network(images.contiguous(memory_format=torch.channels_last))
+        images = images.to(self.device, torch.float32, non_blocking=True)
+        reduced = _DTYPES[self.precision] if self.precision != "fp32" else None
+        with torch.autocast(self.device.type, dtype=reduced, enabled=reduced is not None):
+            logits = self.network(images.contiguous(memory_format=torch.channels_last))
         return torch.softmax(logits.float(), dim=1)
 
     def _fall_back_to_cpu(self) -> None:
@@ -65,4 +70,4 @@ class TorchPredictor:
                       "(slower). Close other GPU programs or use device 'cpu'.", stacklevel=3)
         self.device = torch.device("cpu")
         self.precision = resolve_precision(self.device)
-        self.network = self._prepare(self.network.float())
+        self.network = self.network.to(self.device)
