@@ -9,14 +9,17 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .errors import InputVolumeError, LiverTumorSegError, OutputError
 from .model.card import PostprocessingSpec
-from .pipeline import CancelCheck, ProgressCallback, SegmentationResult, Segmenter
 from .reporting.figures import save_overlay_montage
 from .volume.checks import as_scalar_3d
-from .volume.io import VOLUME_SUFFIXES, atomic_write_json, read_volume, volume_stem, write_label_nifti
+from .volume.io import (VOLUME_SUFFIXES, Volume, atomic_write_json, read_volume, volume_stem,
+                        write_label_nifti)
+
+if TYPE_CHECKING:  # the pipeline imports torch: this module must not, so reading can start first
+    from .pipeline import CancelCheck, ProgressCallback, SegmentationResult, Segmenter
 
 
 def case_name(path: Path) -> str:
@@ -112,23 +115,46 @@ def segment_and_score(segmenter: Segmenter, cases: list[tuple[str, Path, Path]],
     return evaluate_files(pairs)
 
 
+@dataclass
+class CaseInput:
+    """One input read into memory: its volume and, for a DICOM series, the series (for the SEG)."""
+
+    path: Path
+    volume: Volume
+    series: Any = None  # dicom.series.DicomSeries
+
+
+def read_input(input_path: Path, series_uid: str | None = None) -> CaseInput:
+    """Read a NIfTI/NRRD file or a DICOM series folder (`series_uid` picks one series of a folder
+    holding several). Needs no torch, so a caller can read while the model loads."""
+    input_path = Path(input_path)
+    if input_path.is_dir():
+        from .dicom.series import read_series
+
+        series = read_series(input_path, series_uid)
+        return CaseInput(input_path, series.volume, series)
+    return CaseInput(input_path, read_volume(input_path))
+
+
 def segment_file(segmenter: Segmenter, input_path: Path, output_dir: Path, overlay: bool = False,
                  force: bool = False, postprocessing: PostprocessingSpec | None = None,
                  progress: ProgressCallback | None = None, cancel: CancelCheck = None,
                  dicom_seg: bool = False,
                  series_uid: str | None = None) -> tuple[SegmentationResult, CaseOutputs]:
-    """Segment one NIfTI/NRRD file or DICOM series folder (`series_uid` picks one series of a
-    folder holding several) and write its outputs; each output appears whole or not at all.
-    `dicom_seg` also writes a DICOM SEG, which needs a DICOM series as input."""
-    input_path = Path(input_path)
+    """Read, segment and write one input (see `read_input` and `segment_input`)."""
     if dicom_seg:
-        check_dicom_seg_inputs([input_path])
-    series = None
-    if input_path.is_dir():
-        from .dicom.series import read_series
+        check_dicom_seg_inputs([Path(input_path)])
+    return segment_input(segmenter, read_input(input_path, series_uid), output_dir, overlay, force,
+                         postprocessing, progress, cancel, dicom_seg)
 
-        series = read_series(input_path, series_uid)
-    volume = series.volume if series else read_volume(input_path)
+
+def segment_input(segmenter: Segmenter, case: CaseInput, output_dir: Path, overlay: bool = False,
+                  force: bool = False, postprocessing: PostprocessingSpec | None = None,
+                  progress: ProgressCallback | None = None, cancel: CancelCheck = None,
+                  dicom_seg: bool = False) -> tuple[SegmentationResult, CaseOutputs]:
+    """Segment an input already read and write its outputs; each output appears whole or not at all.
+    `dicom_seg` also writes a DICOM SEG, which needs a DICOM series as input."""
+    input_path, series, volume = case.path, case.series, case.volume
     result = segmenter.segment(volume, force=force, postprocessing=postprocessing,
                                progress=progress, cancel=cancel)
     statistics = result.statistics

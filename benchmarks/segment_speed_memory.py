@@ -39,13 +39,15 @@ sys.path.insert(0, str(REPO))
 GIB = 2 ** 30
 
 CLI_CHILD = """
-import json, sys, time
+import json, os, sys, time
 started = time.perf_counter()
 from LiverTumorSegLib.cli import main
 status = main(sys.argv[1:])
 import torch
 gpu = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_initialized() else None
 print(json.dumps({"status": status, "seconds_in_python": time.perf_counter() - started, "gpu_peak_gib": gpu}))
+sys.stdout.flush()
+os._exit(status)  # as the console script `livertumorseg` exits
 """
 
 ENGINE_CHILD = """

@@ -1,74 +1,28 @@
 """Running the network: where (device), in which precision, and with which runtime.
 
 On a GPU the network runs in PyTorch (`torch_runtime`); on the CPU in OpenVINO when it is installed
-(`openvino_runtime`, faster there), else in PyTorch. Both predictors take encoded slices and return
-class probabilities, so the pipeline does not care which one runs.
+(`openvino_runtime`, faster there), else in PyTorch (`runtimes.build_predictor` chooses). Both
+predictors take encoded slices and return class probabilities, so the pipeline does not care which
+one runs. The choices below import nothing; the rest loads torch on first use, so that the command
+line can start reading its input while torch loads.
 """
 
-from __future__ import annotations
+from importlib import import_module
 
-import importlib.metadata
-import importlib.util
-import warnings
-from typing import Protocol
-
-import torch
-
-from ..errors import LiverTumorSegError
-from ..model.card import ModelCard
-from .devices import (DEVICE_CHOICES, PRECISION_CHOICES, cpu_has_fast_bf16, describe_device,
-                      resolve_device, resolve_precision)
-from .torch_runtime import TorchPredictor, fold_batch_norms
-
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 RUNTIME_CHOICES = ("auto", "torch", "openvino")
 
-__all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES", "Predictor", "TorchPredictor",
-           "build_predictor", "cpu_has_fast_bf16", "describe_device", "describe_runtime",
-           "fold_batch_norms", "resolve_device", "resolve_precision"]
+_EXPORTS = {
+    "cpu_has_fast_bf16": "devices", "describe_device": "devices", "resolve_device": "devices",
+    "resolve_precision": "devices", "TorchPredictor": "torch_runtime",
+    "fold_batch_norms": "torch_runtime", "Predictor": "runtimes", "build_predictor": "runtimes",
+    "describe_runtime": "runtimes",
+}
+__all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "RUNTIME_CHOICES", *_EXPORTS]
 
 
-class Predictor(Protocol):
-    """What the pipeline needs from a runtime."""
-
-    device: torch.device
-
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, classes, H, W), float32, on `device`."""
-
-    def describe(self) -> str:
-        """Device, precision and runtime, for logs and statistics."""
-
-
-def build_predictor(card: ModelCard, device: torch.device, precision: str = "auto",
-                    runtime: str = "auto") -> Predictor:
-    """The predictor for a verified model card: `auto` is OpenVINO on the CPU when installed
-    (falling back to PyTorch with a warning that says why) and PyTorch on GPUs."""
-    from ..model.network import load_network
-
-    if runtime not in RUNTIME_CHOICES:
-        raise LiverTumorSegError(f"Unknown runtime '{runtime}'; choose one of "
-                                 f"{', '.join(RUNTIME_CHOICES)}.")
-    if runtime == "openvino" and device.type != "cpu":
-        raise LiverTumorSegError("The OpenVINO runtime runs on the CPU only; use device 'cpu' or "
-                                 "runtime 'torch'.")
-    if device.type == "cpu" and runtime != "torch":
-        from .openvino_runtime import OpenVinoPredictor, RuntimeUnavailable
-
-        try:
-            return OpenVinoPredictor(card, precision)
-        except RuntimeUnavailable as exc:
-            if runtime == "openvino":
-                raise LiverTumorSegError(f"{exc}.") from exc
-            warnings.warn(f"{exc}; running the network with PyTorch instead (slower on the CPU).",
-                          stacklevel=2)
-    return TorchPredictor(load_network(card), device, precision)
-
-
-def describe_runtime(device: torch.device, runtime: str = "auto") -> str:
-    """Which runtime and precision `build_predictor` would use here, without loading anything."""
-    openvino = (device.type == "cpu" and runtime != "torch"
-                and importlib.util.find_spec("openvino") is not None)
-    name = (f"OpenVINO {importlib.metadata.version('openvino')}" if openvino
-            else f"PyTorch {torch.__version__}")
-    note = "" if openvino or device.type != "cpu" else " (install openvino for faster CPU inference)"
-    return describe_device(device, runtime=name) + note
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

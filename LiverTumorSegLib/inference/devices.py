@@ -6,9 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiverTumorSegError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+from . import DEVICE_CHOICES, PRECISION_CHOICES
 
 
 def resolve_device(name: str = "auto") -> torch.device:
