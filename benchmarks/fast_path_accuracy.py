@@ -14,7 +14,6 @@ the same number of predicted lesions. Writes `benchmarks/results/fast_path_accur
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -30,8 +29,10 @@ from LiverTumorSegLib.labels import TUMOR  # noqa: E402
 from LiverTumorSegLib.metrics import evaluate_case, overlap_metrics  # noqa: E402
 from LiverTumorSegLib.model.network import load_network  # noqa: E402
 from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
+from LiverTumorSegLib.reporting.tables import markdown_table  # noqa: E402
 from LiverTumorSegLib.resources import SAMPLE_CT  # noqa: E402
 from LiverTumorSegLib.training.dataset import find_cases  # noqa: E402
+from LiverTumorSegLib.volume.io import atomic_write_json  # noqa: E402
 from LiverTumorSegLib.volume.io import read_volume  # noqa: E402
 
 CRITERIA = {"min_liver_mask_dice": 0.995, "max_liver_dice_change": 0.002,
@@ -94,18 +95,17 @@ def main() -> None:
               + ", batch norms not folded", "model": fast.card.name, "criteria": CRITERIA,
               "date": time.strftime("%Y-%m-%d"), "all_pass": all(r["passes"] for r in rows.values()),
               "cases": rows}
-    args.output.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.runtime == "auto" else f"_{args.runtime}"
-    (args.output / f"fast_path_accuracy_{args.device}{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(args.output / f"fast_path_accuracy_{args.device}{suffix}.json", report)
     print(f"fast path: {report['fast_path']}; reference: {report['reference_path']}")
-    print("| case | liver-mask Dice fast vs reference | liver Dice ref / fast | tumor Dice ref / fast "
-          "| lesions ref / fast | passes |")
-    print("|---|---|---|---|---|---|")
-    for name, r in rows.items():
-        print(f"| {name} | {r['liver_mask_dice_fast_vs_reference']:.4f} | {r['liver_dice_reference']:.4f} / "
-              f"{r['liver_dice_fast']:.4f} | {r['tumor_dice_reference']:.4f} / {r['tumor_dice_fast']:.4f} | "
-              f"{r['lesions_reference']} / {r['lesions_fast']} | {'yes' if r['passes'] else 'NO'} |")
-
+    print(markdown_table(
+        ["case", "liver-mask Dice fast vs reference", "liver Dice ref / fast", "tumor Dice ref / fast",
+         "lesions ref / fast", "passes"],
+        [[name, f"{r['liver_mask_dice_fast_vs_reference']:.4f}",
+          f"{r['liver_dice_reference']:.4f} / {r['liver_dice_fast']:.4f}",
+          f"{r['tumor_dice_reference']:.4f} / {r['tumor_dice_fast']:.4f}",
+          f"{r['lesions_reference']} / {r['lesions_fast']}", "yes" if r["passes"] else "NO"]
+         for name, r in rows.items()]))
 
 if __name__ == "__main__":
     main()

@@ -174,6 +174,9 @@ def main() -> None:
 
     import torch
 
+    from LiverTumorSegLib.reporting.tables import markdown_table
+    from LiverTumorSegLib.volume.io import atomic_write_json
+
     card = args.model or "bundled"
     slicer_logic = args.device == "cpu" and importlib.util.find_spec("slicer") is not None
     rows = {}
@@ -192,17 +195,15 @@ def main() -> None:
                    f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})")
     report = {"device": device_name, "model": card, "runs": args.runs, "date": time.strftime("%Y-%m-%d"),
               "torch": torch.__version__, "python": platform.python_version(), "cases": rows}
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / f"segment_{args.device}.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(args.output / f"segment_{args.device}.json", report)
     print(f"Device: {device_name}; runtime: {next(iter(rows.values()))['runtime'] if rows else '-'}")
-    print("| case | shape | whole process s | engine in memory s | model load s | peak RSS GiB "
-          "(target) | peak GPU GiB |")
-    print("|---|---|---|---|---|---|---|")
-    for name, r in rows.items():
-        gpu = "-" if r["gpu_peak_gib"] is None else f"{r['gpu_peak_gib']:.2f}"
-        print(f"| {name} | {'x'.join(map(str, r['shape']))} | {r['process_seconds']:.1f} | "
-              f"{r['engine_in_memory_seconds']:.2f} | {r['model_load_seconds']:.2f} | "
-              f"{r['peak_rss_gib']:.2f} ({r['rss_target_gib']:.2f}) | {gpu} |")
+    print(markdown_table(
+        ["case", "shape", "whole process s", "engine in memory s", "model load s",
+         "peak RSS GiB (target)", "peak GPU GiB"],
+        [[name, "x".join(map(str, r["shape"])), f"{r['process_seconds']:.1f}",
+          f"{r['engine_in_memory_seconds']:.2f}", f"{r['model_load_seconds']:.2f}",
+          f"{r['peak_rss_gib']:.2f} ({r['rss_target_gib']:.2f})",
+          "-" if r["gpu_peak_gib"] is None else f"{r['gpu_peak_gib']:.2f}"] for name, r in rows.items()]))
     if "slicer_logic_seconds" in rows.get("cpu", {}):
         print(f"Slicer logic (slicer-core volume node to segments and table), CPU case: "
               f"{rows['cpu']['slicer_logic_seconds']:.1f} s")

@@ -12,7 +12,6 @@ loss, backward and the AdamW update, exactly as `livertumorseg train` runs them.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -34,6 +33,8 @@ from LiverTumorSegLib.training.batches import BatchSampler, SamplingSpec  # noqa
 from LiverTumorSegLib.training.config import TrainingConfig, parse_architecture  # noqa: E402
 from LiverTumorSegLib.training.dataset import cache_case, find_cases  # noqa: E402
 from LiverTumorSegLib.training.trainer import TrainingStep, starting_learning_rate  # noqa: E402
+from LiverTumorSegLib.reporting.tables import markdown_table  # noqa: E402
+from LiverTumorSegLib.volume.io import atomic_write_json  # noqa: E402
 
 
 def windows(work: Callable[[], torch.Tensor | None], batch_size: int, device: torch.device,
@@ -110,15 +111,13 @@ def main() -> None:
                           "median_steps_per_second": round(statistics.median(training)
                                                            / config.batch_size, 2)},
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / f"training_throughput_{args.device}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("| device | cases | batch x crop | data pipeline samples/s | training step samples/s (steps/s) |")
-    print("|---|---|---|---|---|")
-    print(f"| {name} | {len(cases)} | {config.batch_size} x {config.crop_size} | "
-          f"{report['data_pipeline']['median_samples_per_second']} | "
+    atomic_write_json(args.output / f"training_throughput_{args.device}.json", report)
+    print(markdown_table(
+        ["device", "cases", "batch x crop", "data pipeline samples/s", "training step samples/s (steps/s)"],
+        [[name, len(cases), f"{config.batch_size} x {config.crop_size}",
+          f"{report['data_pipeline']['median_samples_per_second']}",
           f"{report['training_step']['median_samples_per_second']} "
-          f"({report['training_step']['median_steps_per_second']}) |")
-
+          f"({report['training_step']['median_steps_per_second']})"]]))
 
 if __name__ == "__main__":
     main()

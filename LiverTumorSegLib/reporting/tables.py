@@ -24,6 +24,14 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (for benchmark results and README); cells formatted as in `text_table`."""
+    lines = ["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(format_value(v) if not isinstance(v, str) else v for v in row) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
 def statistics_summary(name: str, stats: dict) -> str:
     """The volumes, burden, warnings and lesion list of one segmentation."""
     lines = [f"{name}: liver {stats['liver_volume_ml']:.1f} mL, {stats['tumor_count']} tumor(s) "
