@@ -2,7 +2,9 @@
 
 Speed on the CPU comes from running the network at full resolution only where the liver is: a
 coarse pass on every n-th axial slice finds the liver, then the fine pass covers only the liver's slab
-and in-plane bounding box (plus a margin). Slices are encoded per batch, so memory stays bounded.
+and in-plane bounding box (plus a margin). Slices are encoded per batch, and labels, confidences,
+post-processing and statistics exist only inside that box, so memory is the input, one uint8 output
+and what the box needs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import torch
 from scipy import ndimage
 
 from .errors import CancelledError
-from .inference import TorchPredictor, build_predictor, resolve_device
+from .inference import Predictor, TorchPredictor, build_predictor, resolve_device
+from .model.network import load_network
 from .labels import LIVER, largest_component
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from .postprocessing import postprocess
@@ -89,17 +92,24 @@ class Segmenter:
     """A loaded model ready to segment volumes; load once, segment many."""
 
     def __init__(self, card: ModelCard | str | Path | None = None, device: str = "auto",
-                 precision: str = "auto", runtime: str = "auto",
-                 network: torch.nn.Module | None = None):
+                 precision: str = "auto", runtime: str = "auto", predictor: Predictor | None = None):
         """`precision`: see `inference.resolve_precision`; `runtime`: see `inference.build_predictor`;
-        `network`: run this in-memory network (PyTorch) instead of the card's weights (training
-        validates this way)."""
+        `predictor`: run this one instead of building one from the card's weights (training
+        validates an in-memory network this way; `reference` uses it too)."""
         started = time.perf_counter()
         self.card = resolve_model_card(card)
-        self.device = resolve_device(device)
-        self.predictor = (TorchPredictor(network, self.device, precision) if network is not None
-                          else build_predictor(self.card, self.device, precision, runtime))
+        self.predictor = predictor or build_predictor(self.card, resolve_device(device), precision,
+                                                      runtime)
+        self.device = self.predictor.device
         self.load_seconds = time.perf_counter() - started
+
+    @classmethod
+    def reference(cls, card: ModelCard | str | Path | None = None) -> Segmenter:
+        """The reference path the fast paths are checked against: the plain network (batch norms
+        not folded) in float32, in PyTorch, on the CPU."""
+        card = resolve_model_card(card)
+        return cls(card, predictor=TorchPredictor(load_network(card), torch.device("cpu"), "fp32",
+                                                  fold_batchnorm=False))
 
     def segment(self, volume: Volume, force: bool = False,
                 postprocessing: PostprocessingSpec | None = None,

@@ -15,24 +15,16 @@ from LiverTumorSegLib.errors import LiverTumorSegError
 from LiverTumorSegLib.inference import TorchPredictor, build_predictor
 from LiverTumorSegLib.inference.openvino_runtime import OpenVinoPredictor, cache_root
 from LiverTumorSegLib.metrics import overlap_metrics
-from LiverTumorSegLib.model.network import load_network
 from LiverTumorSegLib.pipeline import Segmenter
 from LiverTumorSegLib.volume.io import read_volume
 
 GIB = 2 ** 30
 
 
-def reference_segmenter(card) -> Segmenter:
-    segmenter = Segmenter(card, device="cpu", precision="fp32", runtime="torch")
-    segmenter.predictor = TorchPredictor(load_network(segmenter.card), segmenter.device, "fp32",
-                                         fold_batchnorm=False)
-    return segmenter
-
-
 @pytest.mark.parametrize("runtime", ["openvino", "torch"])
 def test_in_fp32_the_fast_path_gives_the_reference_labels(random_card, runtime):
     volume = read_volume(data_case("tiny64")[0])
-    reference = reference_segmenter(random_card).segment(volume).labels
+    reference = Segmenter.reference(random_card).segment(volume).labels
     fast = Segmenter(random_card, device="cpu", precision="fp32", runtime=runtime)
     assert runtime.lower() in fast.predictor.describe().lower()
     labels = fast.segment(volume).labels
@@ -43,7 +35,7 @@ def test_in_fp32_the_fast_path_gives_the_reference_labels(random_card, runtime):
 @pytest.mark.slow
 def test_in_bf16_the_liver_mask_agrees_with_the_reference_on_a_real_case():
     volume = read_volume(data_case("chaos_ct3")[0])
-    reference = reference_segmenter(None).segment(volume).labels
+    reference = Segmenter.reference().segment(volume).labels
     fast = Segmenter(None, device="cpu", precision="bf16").segment(volume).labels
     assert overlap_metrics(fast > 0, reference > 0, volume.spacing)["dice"] >= 0.995
 

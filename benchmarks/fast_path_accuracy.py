@@ -24,10 +24,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from LiverTumorSegLib.inference import TorchPredictor  # noqa: E402
 from LiverTumorSegLib.labels import TUMOR  # noqa: E402
 from LiverTumorSegLib.metrics import evaluate_case, overlap_metrics  # noqa: E402
-from LiverTumorSegLib.model.network import load_network  # noqa: E402
 from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
 from LiverTumorSegLib.reporting.tables import markdown_table  # noqa: E402
 from LiverTumorSegLib.resources import SAMPLE_CT  # noqa: E402
@@ -37,14 +35,6 @@ from LiverTumorSegLib.volume.io import read_volume  # noqa: E402
 
 CRITERIA = {"min_liver_mask_dice": 0.995, "max_liver_dice_change": 0.002,
             "max_tumor_dice_change": 0.002}
-
-
-def reference_segmenter(model: Path | None) -> Segmenter:
-    """The reference path: plain network, float32, on the CPU."""
-    segmenter = Segmenter(model, device="cpu", precision="fp32")
-    segmenter.predictor = TorchPredictor(load_network(segmenter.card), segmenter.device, "fp32",
-                                         fold_batchnorm=False)
-    return segmenter
 
 
 def compare(reference: np.ndarray, fast: np.ndarray, truth: np.ndarray, spacing) -> dict:
@@ -83,7 +73,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    reference = reference_segmenter(args.model)
+    reference = Segmenter.reference(args.model)
     fast = Segmenter(args.model, device=args.device, runtime=args.runtime)
     rows = {}
     for case in labelled_cases(args.data):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..inference import TorchPredictor
 from ..metrics import evaluate_case, summarize
 from ..model.card import ModelCard
 from ..pipeline import Segmenter
@@ -53,7 +54,7 @@ def validate(network: torch.nn.Module, config: TrainingConfig, cases: list[HeldO
     card = ModelCard(name=config.name, architecture=config.architecture, input=config.input,
                      weights_file="", weights_sha256="", inference=config.inference,
                      postprocessing=config.postprocessing)
-    segmenter = Segmenter(card, device=device.type, network=as_exported(network))
+    segmenter = Segmenter(card, predictor=TorchPredictor(as_exported(network), device))
     return {case.name: evaluate_case(segmenter.segment(case.volume).labels, case.truth,
                                      case.volume.spacing) for case in cases}
 
