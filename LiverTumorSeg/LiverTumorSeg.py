@@ -23,11 +23,11 @@ if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "L
     sys.path.append(_CHECKOUT_ROOT)
 
 from LiverTumorSegLib import resources  # noqa: E402  (path set up above)
-from LiverTumorSegLib.background_run import (BackgroundSegmentation, Cancelled, Failed,  # noqa: E402
+from LiverTumorSegLib.panel.background_run import (BackgroundSegmentation, Cancelled, Failed,  # noqa: E402
                                              Progress, RunEvent)
 from LiverTumorSegLib.dependencies import TORCH_IMPORTS, missing_requirements  # noqa: E402
 from LiverTumorSegLib.errors import ModelError  # noqa: E402
-from LiverTumorSegLib.installer import (SlicerInstallPrompt, SlicerPackageTools,  # noqa: E402
+from LiverTumorSegLib.panel.installer import (SlicerInstallPrompt, SlicerPackageTools,  # noqa: E402
                                         ensure_dependencies)
 from LiverTumorSegLib.mrml.logic import MrmlSegmentationLogic  # noqa: E402
 

@@ -12,9 +12,10 @@ Typical use::
 Importing the package is cheap and needs no torch: the names below load their modules on first use,
 so that Slicer can import the module (and offer to install torch) on a machine without it.
 
-Two parts serve the Slicer module and are used only there: the `mrml` subpackage (the engine on a
-Slicer scene; it needs Slicer's MRML classes, or the PyPI `slicer-core` headless) and the Slicer
-installers in `installer` (Slicer's own package tools). Neither is imported by the rest of the package.
+Two subpackages serve the Slicer module and are used only there: `mrml` (the engine on a Slicer
+scene; it needs Slicer's MRML classes, or the PyPI `slicer-core` headless) and `panel` (the worker
+thread the panel polls, and package installation through Slicer's own tools). Neither is imported by
+the rest of the package.
 """
 
 from importlib import import_module
@@ -26,7 +27,7 @@ _EXPORTS = {
     "LiverTumorSegError": "errors", "ModelError": "errors", "OutputError": "errors",
     "DicomSeries": "dicom.series", "read_series": "dicom.series",
     "SegmentationResult": "pipeline", "Segmenter": "pipeline",
-    "Volume": "volume.io", "read_volume": "volume.io",
+    "Volume": "volume.space", "read_volume": "inputs",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

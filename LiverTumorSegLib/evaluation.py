@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_csv, atomic_write_json
 from .errors import InputVolumeError
 from .metrics import STRUCTURES, evaluate_case, summarize
 from .reporting.figures import save_dice_bars
 from .volume.checks import as_scalar_3d
-from .volume.io import VOLUME_SUFFIXES, atomic_write_csv, atomic_write_json, read_volume, volume_stem
+from .volume.io import VOLUME_SUFFIXES, read_volume_file, volume_stem
 
 _ROLE_SUFFIX = re.compile(r"(_seg|_label|_labels|_pred|_prediction|_truth|_gt|_ct|_mask)+$", re.I)
 _LITS_PREFIX = re.compile(r"^(volume|segmentation)-", re.I)
@@ -52,7 +53,7 @@ def evaluate_files(pairs: list[tuple[str, Path, Path]]) -> dict[str, dict]:
     """Metrics per case; prediction and truth must share one grid."""
     cases = {}
     for name, pred_path, truth_path in pairs:
-        pred, truth = read_volume(pred_path), read_volume(truth_path)
+        pred, truth = read_volume_file(pred_path), read_volume_file(truth_path)
         pred_labels, truth_labels = as_scalar_3d(pred.array), as_scalar_3d(truth.array)
         if pred_labels.shape != truth_labels.shape or not np.allclose(pred.affine, truth.affine,
                                                                       atol=1e-3):

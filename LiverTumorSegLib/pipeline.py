@@ -21,15 +21,20 @@ from scipy import ndimage
 
 from .errors import CancelledError
 from .inference import Predictor, TorchPredictor, build_predictor, resolve_device
-from .model.network import load_network
 from .labels import LIVER, largest_component
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
+from .model.network import load_network
 from .postprocessing import postprocess
 from .preprocessing import SliceEncoder, from_model_grid, read_slices
 from .statistics import compute_statistics
-from .volume.checks import as_scalar_3d, check_affine, check_ct_intensities, check_slice_count
-from .volume.io import Volume
+from .volume.checks import (
+    as_scalar_3d,
+    check_affine,
+    check_ct_intensities,
+    check_slice_count,
+)
 from .volume.orientation import plan_reorientation
+from .volume.space import Volume
 
 ProgressCallback = Callable[[float, str], None]
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from LiverTumorSegLib.background_run import (BackgroundSegmentation, Cancelled, Failed, Finished,
+from LiverTumorSegLib.panel.background_run import (BackgroundSegmentation, Cancelled, Failed, Finished,
                                              Progress)
 from LiverTumorSegLib.errors import CancelledError, InputVolumeError
 

@@ -8,11 +8,12 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
-
 from conftest import data_case, synthetic_ct
-from LiverTumorSegLib import cli
-from LiverTumorSegLib.model import card as card_module
 from statistics_checks import assert_statistics_describe
+
+from LiverTumorSegLib import cli
+from LiverTumorSegLib.inputs import read_volume
+from LiverTumorSegLib.model import card as card_module
 
 
 def run_cli(*args, cwd=None):
@@ -173,5 +174,8 @@ def test_demo_and_info_with_a_given_model(random_card, tmp_path):
     scores = evaluate_files([("demo", tmp_path / "demo" / "lits117_crop_ct_seg.nii.gz", SAMPLE_LABEL)])
     liver, tumor = scores["demo"]["liver"]["dice"], scores["demo"]["tumor"]["dice"]
     assert f"liver Dice {liver:.3f}, tumor Dice {tumor:.3f}" in demo.stdout, "the printed Dice is the file's"
+    spacing = " x ".join(f"{s:g}" for s in read_volume(SAMPLE_LABEL).spacing)
+    assert f"the header's {spacing} mm is an estimate from its anatomy" in demo.stdout
+    assert "ATTRIBUTION.md" in demo.stdout
     info = run_cli("info", "--model", random_card.path)
     assert info.returncode == 0 and random_card.name in info.stdout and "would use: cpu" in info.stdout

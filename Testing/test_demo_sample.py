@@ -1,63 +1,59 @@
-"""The demo sample with the bundled model: why its outline is rough (issue 9, item 6).
+"""The demo sample: its header carries the spacing its anatomy supports, and the bundled model
+segments it as it segments a real scan.
 
-`lits117_crop` stores 1 mm voxels, but its true spacing is unknown and larger (a liver cropped and
-resampled to 128³), so the model sees the liver at the wrong scale. The outline then misses much of
-the right lobe; it does not take in the right kidney. Given a plausible spacing, the same voxels
-segment far better: the sample, not the engine, is the cause (Resources/Sample/ATTRIBUTION.md).
+`lits117_crop` was cropped to the liver and resampled to 128³ by a third party; its true spacing is
+unknown. `benchmarks/demo_sample_geometry.py` estimates it from the vertebrae and the aorta
+(never from a segmentation), and that estimate is what the header stores
+(Resources/Sample/ATTRIBUTION.md).
 """
+
+import importlib.util
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from LiverTumorSegLib.metrics import overlap_metrics
+from LiverTumorSegLib.inputs import read_volume
 from LiverTumorSegLib.pipeline import Segmenter
-from LiverTumorSegLib.resources import SAMPLE_CT, SAMPLE_LABEL
-from LiverTumorSegLib.volume.io import Volume, read_volume
+from LiverTumorSegLib.resources import REPOSITORY_ROOT, SAMPLE_CT, SAMPLE_LABEL
 from LiverTumorSegLib.volume.orientation import plan_reorientation
 
 pytestmark = pytest.mark.slow
 
-# Axial slices (canonical k) where the right kidney lies against the liver's right lobe.
+# Axial slices (canonical k) where the right kidney lies against the liver's right lobe: where the
+# interim model, shown the sample at 1 mm, outlined only a quarter of the liver.
 KIDNEY_SLICES = slice(33, 63)
-PLAUSIBLE_SPACING_MM = 1.5  # the model's own pixel size; a liver this size spans ~190 mm
+
+
+def _geometry_script():
+    path = REPOSITORY_ROOT / "benchmarks" / "demo_sample_geometry.py"
+    spec = importlib.util.spec_from_file_location("demo_sample_geometry", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def sample():
-    ct, label = read_volume(SAMPLE_CT), read_volume(SAMPLE_LABEL)
-    return ct, np.asarray(label.array) > 0
+    return read_volume(SAMPLE_CT), read_volume(SAMPLE_LABEL)
 
 
-@pytest.fixture(scope="module")
-def segmenter():
-    return Segmenter(None, device="cpu")
+def test_the_header_stores_the_spacing_estimated_from_anatomy(sample):
+    ct, label = sample
+    spacing, measurements, _ = _geometry_script().estimate_spacing(ct.array)
+    assert set(measurements) >= {"vertebral_level_height", "aorta_diameter"}
+    assert np.allclose(ct.spacing, spacing, atol=1e-4), (ct.spacing, spacing)
+    assert np.allclose(label.affine, ct.affine), "the label lies on the CT's grid"
 
 
-@pytest.fixture(scope="module")
-def stored_spacing_liver(sample, segmenter):
-    """The bundled model's liver on the sample as stored (the demo's segmentation)."""
-    ct, _ = sample
-    return segmenter.segment(ct).labels > 0
-
-
-def test_the_outline_stays_off_the_right_kidney(sample, stored_spacing_liver):
-    ct, truth = sample
-    plan = plan_reorientation(truth.shape, ct.affine)
-    liver, truth = plan.to_canonical(stored_spacing_liver), plan.to_canonical(truth)
-    near_truth = ndimage.binary_dilation(truth, iterations=2)
-    predicted = liver[:, :, KIDNEY_SLICES]
-    outside = predicted & ~near_truth[:, :, KIDNEY_SLICES]
-    assert np.count_nonzero(outside) <= 0.01 * np.count_nonzero(predicted), \
-        "the liver outline spills beyond the reference liver next to the kidney"
-
-
-def test_a_plausible_spacing_segments_the_same_voxels_far_better(sample, segmenter,
-                                                                 stored_spacing_liver):
-    ct, truth = sample
-    scaled = ct.affine.copy()
-    scaled[:3, :3] *= PLAUSIBLE_SPACING_MM / np.asarray(ct.spacing)
-    liver = segmenter.segment(Volume(np.asarray(ct.array), scaled)).labels > 0
-    dice_stored = overlap_metrics(stored_spacing_liver, truth, (1.0, 1.0, 1.0))["dice"]
-    dice_plausible = overlap_metrics(liver, truth, (1.0, 1.0, 1.0))["dice"]
-    assert dice_plausible > dice_stored + 0.1, (dice_stored, dice_plausible)
+def test_the_outline_takes_in_the_lobe_beside_the_kidney_and_leaves_the_kidney_out(sample):
+    ct, label = sample
+    liver = Segmenter(None, device="cpu").segment(ct).labels > 0
+    plan = plan_reorientation(liver.shape, ct.affine)
+    liver, truth = plan.to_canonical(liver), plan.to_canonical(np.asarray(label.array) > 0)
+    predicted, reference = liver[:, :, KIDNEY_SLICES], truth[:, :, KIDNEY_SLICES]
+    covered = np.count_nonzero(predicted & reference) / np.count_nonzero(reference)
+    assert covered >= 0.9, f"only {covered:.0%} of the reference liver beside the kidney outlined"
+    near_truth = ndimage.binary_dilation(truth, iterations=2)[:, :, KIDNEY_SLICES]
+    outside = np.count_nonzero(predicted & ~near_truth)
+    assert outside <= 0.01 * np.count_nonzero(predicted), "the outline spills onto the kidney"

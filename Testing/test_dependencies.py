@@ -26,8 +26,8 @@ def test_slicer_can_import_the_module_glue_without_torch():
     import subprocess
     import sys
 
-    modules = ("mrml.logic", "background_run", "installer", "dependencies", "errors", "resources",
-               "model.card")
+    modules = ("mrml.logic", "panel.background_run", "panel.installer", "dependencies", "errors",
+               "resources", "model.card")
     code = ("import sys; " + "; ".join(f"import LiverTumorSegLib.{m}" for m in modules) +
             "; print(sorted(m for m in ('torch', 'nibabel', 'scipy') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

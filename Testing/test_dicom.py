@@ -12,13 +12,12 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
-
 from conftest import DATA_DIR, data_case, make_random_model
-from LiverTumorSegLib.errors import DicomSeriesError, LiverTumorSegError, OutputError
-from LiverTumorSegLib.volume.io import read_volume
-from LiverTumorSegLib.workflow import case_name, expand_inputs
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
 from test_cli import run_cli
+
+from LiverTumorSegLib.errors import DicomSeriesError, LiverTumorSegError, OutputError
+from LiverTumorSegLib.inputs import case_name, expand_inputs, read_volume
 
 SERIES = DATA_DIR / "dicom" / "ircadb_07"
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"

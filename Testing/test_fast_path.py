@@ -9,14 +9,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, data_case, synthetic_ct
+
 from LiverTumorSegLib.errors import LiverTumorSegError
 from LiverTumorSegLib.inference import TorchPredictor, build_predictor
 from LiverTumorSegLib.inference.openvino_runtime import OpenVinoPredictor, cache_root
+from LiverTumorSegLib.inputs import read_volume
 from LiverTumorSegLib.metrics import overlap_metrics
 from LiverTumorSegLib.pipeline import Segmenter
-from LiverTumorSegLib.volume.io import read_volume
 
 GIB = 2 ** 30
 

@@ -5,12 +5,16 @@ import gzip
 import nibabel as nib
 import numpy as np
 import pytest
-
 from conftest import synthetic_ct
+
 from LiverTumorSegLib.errors import InputVolumeError
-from LiverTumorSegLib.volume.checks import (as_scalar_3d, check_affine, check_ct_intensities,
-                                            check_slice_count)
-from LiverTumorSegLib.volume.io import read_volume
+from LiverTumorSegLib.inputs import read_volume
+from LiverTumorSegLib.volume.checks import (
+    as_scalar_3d,
+    check_affine,
+    check_ct_intensities,
+    check_slice_count,
+)
 
 
 def test_two_dimensional_image():

@@ -10,7 +10,7 @@ import pytest
 
 from LiverTumorSegLib.dependencies import (DICOM_IMPORTS, ENGINE_IMPORTS, REQUIREMENTS,
                                            TORCH_IMPORTS)
-from LiverTumorSegLib.installer import SlicerInstallPrompt, SlicerPackageTools, ensure_dependencies
+from LiverTumorSegLib.panel.installer import SlicerInstallPrompt, SlicerPackageTools, ensure_dependencies
 
 
 class FakeEnvironment:

@@ -7,8 +7,13 @@ import pytest
 
 from LiverTumorSegLib import metrics
 from LiverTumorSegLib.labels import boundary
-from LiverTumorSegLib.metrics import (evaluate_case, lesion_detection, overlap_metrics,
-                                      surface_distances, summarize)
+from LiverTumorSegLib.metrics import (
+    evaluate_case,
+    lesion_detection,
+    overlap_metrics,
+    summarize,
+    surface_distances,
+)
 
 
 def test_known_overlap():
@@ -98,7 +103,8 @@ def test_cropped_surface_distances_equal_the_whole_grid_ones(centres):
 
 def test_cropped_scores_equal_the_whole_grid_ones_on_a_real_case():
     from conftest import data_case
-    from LiverTumorSegLib.volume.io import read_volume
+
+    from LiverTumorSegLib.inputs import read_volume
 
     _, label_path = data_case("lits117_crop")  # its liver touches the faces of the crop
     label = read_volume(label_path)

@@ -1,5 +1,6 @@
 """`LiverTumorSegLib` keeps its promise: the engine runs without Qt or Slicer; only the `mrml`
-subpackage works on Slicer scenes."""
+subpackage works on Slicer scenes. Data flows one way: reading volumes never reaches into DICOM, and
+the rooms built on the engine (`mrml`, `panel`) are imported by nothing below them."""
 
 import ast
 import subprocess
@@ -30,6 +31,54 @@ def _module_level_imports(path: Path) -> set[str]:
 
     visit(ast.parse(path.read_text(encoding="utf-8")))
     return names
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (functions included), as absolute dotted names;
+    `from X import Y` counts both X and X.Y (Y may be a submodule)."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    if path.name == "__init__.py":
+        package = ".".join(path.relative_to(PACKAGE.parent).parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _engine_files(under: str = "") -> list[Path]:
+    return sorted((PACKAGE / under).rglob("*.py"))
+
+
+def test_reading_a_volume_never_reaches_into_dicom():
+    offenders = {str(p.relative_to(PACKAGE)): sorted(n for n in _imported_modules(p)
+                                                     if n.startswith("LiverTumorSegLib.dicom"))
+                 for p in _engine_files("volume")}
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_the_rooms_above_the_engine_are_imported_by_nothing_below_them():
+    rooms = ("mrml", "panel")
+    offenders = {}
+    for path in _engine_files():
+        room = path.relative_to(PACKAGE).parts[0]
+        reached = sorted(n for n in _imported_modules(path) for other in rooms if other != room
+                         and n.startswith(f"LiverTumorSegLib.{other}"))
+        if reached:
+            offenders[str(path.relative_to(PACKAGE))] = reached
+    assert offenders == {}
+
+
+def test_the_engine_top_level_holds_no_slicer_host_code():
+    """Modules that talk to Slicer (even inside functions) live in `mrml/` or `panel/`."""
+    offenders = {p.name: sorted(n for n in _imported_modules(p) if n.split(".")[0] in SLICER_SIDE)
+                 for p in PACKAGE.glob("*.py")}
+    assert {name: found for name, found in offenders.items() if found} == {}
 
 
 def test_no_engine_module_imports_qt_or_slicer_when_imported():

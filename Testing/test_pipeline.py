@@ -8,13 +8,14 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-
 from conftest import data_case, synthetic_ct
+from statistics_checks import assert_statistics_describe
+
 from LiverTumorSegLib.errors import CancelledError, InputVolumeError
 from LiverTumorSegLib.inference import TorchPredictor
+from LiverTumorSegLib.inputs import read_volume
 from LiverTumorSegLib.pipeline import Segmenter
-from LiverTumorSegLib.volume.io import Volume, read_volume
-from statistics_checks import assert_statistics_describe
+from LiverTumorSegLib.volume.space import Volume
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
 from conftest import FULL_RESOLUTION_CASES, data_case
+
+from LiverTumorSegLib.inputs import read_volume
 from LiverTumorSegLib.metrics import evaluate_case
 from LiverTumorSegLib.pipeline import Segmenter
 from LiverTumorSegLib.statistics import compute_statistics
 from LiverTumorSegLib.volume.checks import check_ct_intensities
-from LiverTumorSegLib.volume.io import read_volume
 from LiverTumorSegLib.volume.orientation import plan_reorientation
 
 

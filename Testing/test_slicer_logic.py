@@ -7,17 +7,18 @@ import pytest
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
 import vtk  # noqa: E402  (after the importorskip)
-
 from conftest import data_case, synthetic_ct  # noqa: E402
+
 from LiverTumorSegLib.errors import CancelledError, InputVolumeError  # noqa: E402
 from LiverTumorSegLib.evaluation import evaluate_files  # noqa: E402
-from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
-from LiverTumorSegLib.reporting.tables import TEXT_COLUMNS, statistics_rows  # noqa: E402
-from LiverTumorSegLib.segments import LIVER_SEGMENT, TUMOR_SEGMENT  # noqa: E402
+from LiverTumorSegLib.inputs import read_volume  # noqa: E402
 from LiverTumorSegLib.mrml.logic import MrmlSegmentationLogic  # noqa: E402
 from LiverTumorSegLib.mrml.selftest import load_volume_node, run_self_test  # noqa: E402
 from LiverTumorSegLib.mrml.table import STATISTICS_TABLE_ROLE, table_rows  # noqa: E402
-from LiverTumorSegLib.volume.io import Volume, read_volume  # noqa: E402
+from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
+from LiverTumorSegLib.reporting.tables import TEXT_COLUMNS, statistics_rows  # noqa: E402
+from LiverTumorSegLib.segments import LIVER_SEGMENT, TUMOR_SEGMENT  # noqa: E402
+from LiverTumorSegLib.volume.space import Volume
 from LiverTumorSegLib.workflow import segment_file  # noqa: E402
 
 

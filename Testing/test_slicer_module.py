@@ -17,13 +17,14 @@ from LiverTumorSegLib import resources
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
 from conftest import synthetic_ct  # noqa: E402  (after the importorskip)
+from slicer_module_fakes import import_module_headless  # noqa: E402
+
+from LiverTumorSegLib.inputs import read_volume  # noqa: E402
 from LiverTumorSegLib.model import card as card_module  # noqa: E402
 from LiverTumorSegLib.model.card import PostprocessingSpec  # noqa: E402
 from LiverTumorSegLib.mrml.table import STATISTICS_TABLE_ROLE, table_rows  # noqa: E402
 from LiverTumorSegLib.reporting.model_summary import model_card_summary  # noqa: E402
 from LiverTumorSegLib.segments import OUTPUT_SEGMENTS  # noqa: E402
-from LiverTumorSegLib.volume.io import read_volume  # noqa: E402
-from slicer_module_fakes import import_module_headless  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "LiverTumorSeg" / "LiverTumorSeg.py"

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, data_case
 from safetensors.torch import load_file
 
-from conftest import REPO, data_case
+from LiverTumorSegLib.inputs import read_volume
 from LiverTumorSegLib.labels import LIVER, TUMOR
 from LiverTumorSegLib.model.card import load_model_card
 from LiverTumorSegLib.pipeline import Segmenter
@@ -27,7 +28,6 @@ from LiverTumorSegLib.training.config import TrainingConfig, parse_architecture
 from LiverTumorSegLib.training.dataset import Case, cache_case, find_cases, split_cases
 from LiverTumorSegLib.training.synthetic_tumors import LesionSpec, insert_lesions
 from LiverTumorSegLib.training.trainer import StepPlan, plan_by_time, train
-from LiverTumorSegLib.volume.io import read_volume
 from LiverTumorSegLib.volume.orientation import plan_reorientation
 
 

@@ -4,10 +4,12 @@ import nibabel as nib
 import nrrd
 import numpy as np
 import pytest
-
 from conftest import synthetic_ct
+
+from LiverTumorSegLib.atomic import atomic_output
 from LiverTumorSegLib.errors import OutputError
-from LiverTumorSegLib.volume.io import atomic_output, read_volume, volume_stem, write_label_nifti
+from LiverTumorSegLib.inputs import read_volume
+from LiverTumorSegLib.volume.io import volume_stem, write_label_nifti
 
 
 def test_nrrd_lps_space_becomes_ras_affine(tmp_path):

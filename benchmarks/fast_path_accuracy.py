@@ -24,14 +24,14 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from LiverTumorSegLib.atomic import atomic_write_json  # noqa: E402
+from LiverTumorSegLib.inputs import read_volume  # noqa: E402
 from LiverTumorSegLib.labels import TUMOR  # noqa: E402
 from LiverTumorSegLib.metrics import evaluate_case, overlap_metrics  # noqa: E402
 from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
 from LiverTumorSegLib.reporting.tables import markdown_table  # noqa: E402
 from LiverTumorSegLib.resources import SAMPLE_CT  # noqa: E402
 from LiverTumorSegLib.training.dataset import find_cases  # noqa: E402
-from LiverTumorSegLib.volume.io import atomic_write_json  # noqa: E402
-from LiverTumorSegLib.volume.io import read_volume  # noqa: E402
 
 CRITERIA = {"min_liver_mask_dice": 0.995, "max_liver_dice_change": 0.002,
             "max_tumor_dice_change": 0.002}

@@ -55,7 +55,7 @@ import json, statistics, sys, time, warnings
 warnings.simplefilter("ignore")
 import torch
 from LiverTumorSegLib.pipeline import Segmenter
-from LiverTumorSegLib.volume.io import read_volume
+from LiverTumorSegLib.inputs import read_volume
 card, ct, device, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 card = None if card == "bundled" else card
 Segmenter(card, device=device)  # warm: conversion cache, CUDA start-up, kernels
@@ -174,8 +174,8 @@ def main() -> None:
 
     import torch
 
+    from LiverTumorSegLib.atomic import atomic_write_json
     from LiverTumorSegLib.reporting.tables import markdown_table
-    from LiverTumorSegLib.volume.io import atomic_write_json
 
     card = args.model or "bundled"
     slicer_logic = args.device == "cpu" and importlib.util.find_spec("slicer") is not None

@@ -25,16 +25,16 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from LiverTumorSegLib.atomic import atomic_write_json  # noqa: E402
 from LiverTumorSegLib.inference import resolve_device  # noqa: E402
 from LiverTumorSegLib.model.network import build_network  # noqa: E402
+from LiverTumorSegLib.reporting.tables import markdown_table  # noqa: E402
 from LiverTumorSegLib.resources import TRAINING_CONFIG  # noqa: E402
 from LiverTumorSegLib.training.augment import AugmentSpec  # noqa: E402
 from LiverTumorSegLib.training.batches import BatchSampler, SamplingSpec  # noqa: E402
 from LiverTumorSegLib.training.config import TrainingConfig, parse_architecture  # noqa: E402
 from LiverTumorSegLib.training.dataset import cache_case, find_cases  # noqa: E402
 from LiverTumorSegLib.training.trainer import TrainingStep, starting_learning_rate  # noqa: E402
-from LiverTumorSegLib.reporting.tables import markdown_table  # noqa: E402
-from LiverTumorSegLib.volume.io import atomic_write_json  # noqa: E402
 
 
 def windows(work: Callable[[], torch.Tensor | None], batch_size: int, device: torch.device,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DicomSeriesError
-from ..volume.io import ras_affine
+from ..volume.space import ras_affine
 
 ORIENTATION_TOLERANCE = 1e-3
 STEP_TOLERANCE_MM = 0.1

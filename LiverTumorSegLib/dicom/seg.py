@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import __version__
+from ..atomic import atomic_output
 from ..segments import OUTPUT_SEGMENTS, Code, SegmentStyle
-from ..volume.io import atomic_output
 from .series import DicomSeries
 
 if TYPE_CHECKING:  # highdicom and pydicom are imported where they are used

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DicomSeriesError
-from ..volume.io import Volume
+from ..volume.space import Volume
 from .discovery import read_headers
 from .geometry import slice_stack
 

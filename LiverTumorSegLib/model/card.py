@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_text
 from ..errors import ModelError
 from ..labels import CLASS_NAMES
 from ..resources import BUNDLED_MODEL_CARD
@@ -187,8 +188,6 @@ class ModelCard:
 
     def save(self, path: Path) -> None:
         """Write the card as JSON (atomically)."""
-        from ..volume.io import atomic_write_text  # local import: card must not pull nibabel eagerly
-
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
 

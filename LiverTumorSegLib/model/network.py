@@ -14,6 +14,7 @@ from ..errors import ModelError
 from ..labels import CLASS_NAMES
 from .card import Architecture, ModelCard
 
+
 def build_network(architecture: Architecture, in_channels: int) -> torch.nn.Module:
     """A randomly initialised segmentation-models-pytorch network (no pretrained download).
 
@@ -78,7 +79,7 @@ def save_network_weights(network: torch.nn.Module, path: Path) -> str:
     """Write the network's weights as fp16 safetensors; return the file's SHA-256."""
     from safetensors.torch import save_file
 
-    from ..volume.io import atomic_output
+    from ..atomic import atomic_output
 
     state = {k: v.detach().to("cpu", torch.float16).contiguous()
              if v.is_floating_point() else v.detach().cpu().contiguous()

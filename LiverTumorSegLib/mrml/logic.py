@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..errors import InputVolumeError, OutputError
 from ..model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from ..segments import OUTPUT_SEGMENTS, SegmentStyle
-from ..volume.io import Volume, atomic_output
+from ..volume.space import Volume
 from .table import write_statistics_table
 
 if TYPE_CHECKING:  # the pipeline imports torch; Slicer must be able to import this module without it

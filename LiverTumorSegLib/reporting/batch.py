@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..volume.io import atomic_write_csv
+from ..atomic import atomic_write_csv
 
 STATISTICS_KEYS = ("liver_volume_ml", "liver_parenchyma_volume_ml", "tumor_volume_ml", "tumor_count",
                    "tumor_burden_percent", "confidence", "device", "seconds", "model")

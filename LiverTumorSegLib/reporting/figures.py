@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..segments import LIVER_SEGMENT, TUMOR_SEGMENT
-from ..volume.io import atomic_output
 from ..volume.orientation import plan_reorientation
 
 LIVER_COLOUR = LIVER_SEGMENT.colour_unit

@@ -27,9 +27,15 @@ def model_card_summary(card: ModelCard) -> list[str]:
     if training.get("licences"):
         cases = "; ".join(f"{name} ({terms})" for name, terms in training["licences"].items())
         lines.append(f"Trained on: {cases}.")
-    if training.get("hardware"):
+    for run in training.get("chain", []):  # the runs that led to these weights, oldest first
+        lines.append(f"Training, {run['run']}: {run.get('steps', '?')} steps on {run['hardware']} "
+                     f"(weights {run['weights_sha256'][:12]}…).")
+    if training.get("hardware") and not training.get("chain"):
         lines.append(f"Training: {training.get('steps', '?')} steps on {training['hardware']}, "
                      f"split {training.get('split', '?')}.")
+    if training.get("parent"):
+        lines.append(f"Started from: {training['parent']['name']} (weights "
+                     f"{training['parent']['weights_sha256'][:12]}…).")
     summary = card.evaluation.get("held_out_summary")
     if summary:
         held_out = ", ".join(card.training.get("validation_cases", []))

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_output
 from ..errors import LiverTumorSegError
-from ..volume.io import atomic_output
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1

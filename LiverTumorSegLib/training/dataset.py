@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputVolumeError
 from ..labels import LIVER, TUMOR
 from ..volume.checks import as_scalar_3d
-from ..volume.io import read_volume
+from ..volume.io import read_volume_file
 from ..volume.orientation import plan_reorientation
 
 _PAIRED = re.compile(r"^(?P<case>.+)_ct\.nii(\.gz)?$")
@@ -131,7 +131,7 @@ def cache_case(case: Case, cache_dir: Path) -> CachedCase:
     label_path = cache_dir / f"{case.name}_labels_{CACHE_LAYOUT}.npy"
     meta_path = cache_dir / f"{case.name}_{CACHE_LAYOUT}.json"
     if not meta_path.is_file():
-        ct, label = read_volume(case.ct), read_volume(case.label)
+        ct, label = read_volume_file(case.ct), read_volume_file(case.label)
         ct_array, label_array = as_scalar_3d(ct.array), as_scalar_3d(label.array)
         if ct_array.shape != label_array.shape:
             raise InputVolumeError(f"{case.name}: CT {ct_array.shape} and label "

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..atomic import atomic_write_json, atomic_write_text
 from ..inference import resolve_device
 from ..metrics import summarize
 from ..model.card import ModelCard
@@ -22,7 +23,6 @@ from ..model.export import export_model
 from ..model.network import build_network
 from ..reporting.figures import save_dice_bars, save_training_curves
 from ..resources import REPOSITORY_ROOT
-from ..volume.io import atomic_write_json, atomic_write_text
 from .augment import AugmentSpec
 from .batches import BatchSampler, SamplingSpec
 from .checkpoint import load_checkpoint, save_checkpoint

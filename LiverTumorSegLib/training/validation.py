@@ -18,7 +18,8 @@ from ..metrics import evaluate_case, summarize
 from ..model.card import ModelCard
 from ..pipeline import Segmenter
 from ..volume.checks import as_scalar_3d
-from ..volume.io import Volume, read_volume
+from ..volume.io import read_volume_file
+from ..volume.space import Volume
 from .config import TrainingConfig
 from .dataset import Case
 
@@ -34,7 +35,8 @@ class HeldOutCase:
 
 def load_held_out(cases: list[Case]) -> list[HeldOutCase]:
     """Read each held-out case once."""
-    return [HeldOutCase(c.name, read_volume(c.ct), np.asarray(as_scalar_3d(read_volume(c.label).array)))
+    return [HeldOutCase(c.name, read_volume_file(c.ct),
+                        np.asarray(as_scalar_3d(read_volume_file(c.label).array)))
             for c in cases]
 
 

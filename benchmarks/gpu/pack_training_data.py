@@ -21,9 +21,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from LiverTumorSegLib.inputs import read_volume  # noqa: E402
 from LiverTumorSegLib.training.config import EXCLUDED_CASES  # noqa: E402
 from LiverTumorSegLib.training.dataset import find_cases  # noqa: E402
-from LiverTumorSegLib.volume.io import read_volume  # noqa: E402
 from LiverTumorSegLib.volume.orientation import plan_reorientation  # noqa: E402
 
 SLAB_MARGIN_MM = 40.0

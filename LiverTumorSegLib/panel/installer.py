@@ -17,8 +17,15 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
-from .dependencies import (ENGINE_IMPORTS, REQUIREMENTS, SPEED_IMPORTS, TORCH_IMPORTS,
-                           missing_requirements, protective_constraints, requirements_to_install)
+from ..dependencies import (
+    ENGINE_IMPORTS,
+    REQUIREMENTS,
+    SPEED_IMPORTS,
+    TORCH_IMPORTS,
+    missing_requirements,
+    protective_constraints,
+    requirements_to_install,
+)
 
 TITLE = "Liver Tumor Segmentation"
 MissingCheck = Callable[[Optional[tuple[str, ...]]], list[str]]

@@ -13,12 +13,12 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol, Union
 
-from .errors import CancelledError
+from ..errors import CancelledError
 
 if TYPE_CHECKING:  # the pipeline imports torch; a GUI must be able to import this module without it
-    from .model.card import PostprocessingSpec
-    from .pipeline import CancelCheck, SegmentationResult
-    from .volume.io import Volume
+    from ..model.card import PostprocessingSpec
+    from ..pipeline import CancelCheck, SegmentationResult
+    from ..volume.space import Volume
 
 
 class ComputeLogic(Protocol):
