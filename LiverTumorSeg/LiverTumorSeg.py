@@ -12,8 +12,12 @@ import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 # In a source checkout the engine sits beside this module's folder; when installed, beside this file.
@@ -23,13 +27,21 @@ if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "L
     sys.path.append(_CHECKOUT_ROOT)
 
 from LiverTumorSegLib import resources  # noqa: E402  (path set up above)
-from LiverTumorSegLib.panel.background_run import (BackgroundSegmentation, Cancelled, Failed,  # noqa: E402
-                                             Progress, RunEvent)
 from LiverTumorSegLib.dependencies import TORCH_IMPORTS, missing_requirements  # noqa: E402
 from LiverTumorSegLib.errors import ModelError  # noqa: E402
-from LiverTumorSegLib.panel.installer import (SlicerInstallPrompt, SlicerPackageTools,  # noqa: E402
-                                        ensure_dependencies)
 from LiverTumorSegLib.mrml.logic import MrmlSegmentationLogic  # noqa: E402
+from LiverTumorSegLib.panel.background_run import (  # noqa: E402
+    BackgroundSegmentation,
+    Cancelled,
+    Failed,
+    Progress,
+    RunEvent,
+)
+from LiverTumorSegLib.panel.installer import (  # noqa: E402
+    SlicerInstallPrompt,
+    SlicerPackageTools,
+    ensure_dependencies,
+)
 
 DEVICES = {"Auto": "auto", "GPU": "cuda", "CPU": "cpu"}
 TITLE = "Liver Tumor Segmentation"

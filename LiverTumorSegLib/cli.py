@@ -142,12 +142,7 @@ def command_segment(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import (
-        evaluate_files,
-        evaluation_rows,
-        match_cases,
-        write_evaluation,
-    )
+    from .evaluation import evaluate_files, evaluation_rows, match_cases, write_evaluation
     from .reporting.tables import text_table
     from .workflow import output_directory
 

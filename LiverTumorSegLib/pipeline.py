@@ -27,12 +27,7 @@ from .model.network import load_network
 from .postprocessing import postprocess
 from .preprocessing import SliceEncoder, from_model_grid, read_slices
 from .statistics import compute_statistics
-from .volume.checks import (
-    as_scalar_3d,
-    check_affine,
-    check_ct_intensities,
-    check_slice_count,
-)
+from .volume.checks import as_scalar_3d, check_affine, check_ct_intensities, check_slice_count
 from .volume.orientation import plan_reorientation
 from .volume.space import Volume
 

@@ -5,9 +5,14 @@ import time
 
 import pytest
 
-from LiverTumorSegLib.panel.background_run import (BackgroundSegmentation, Cancelled, Failed, Finished,
-                                             Progress)
 from LiverTumorSegLib.errors import CancelledError, InputVolumeError
+from LiverTumorSegLib.panel.background_run import (
+    BackgroundSegmentation,
+    Cancelled,
+    Failed,
+    Finished,
+    Progress,
+)
 
 
 class FakeLogic:

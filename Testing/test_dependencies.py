@@ -37,9 +37,9 @@ def test_slicer_can_import_the_module_glue_without_torch():
 def test_every_requirement_is_a_project_dependency():
     """The Slicer installer and pip install the same packages (pyproject's dependencies), but
     numpy, which every Slicer ships."""
-    import tomllib
     from pathlib import Path
 
+    import tomllib
     from packaging.requirements import Requirement
 
     from LiverTumorSegLib.dependencies import REQUIREMENTS

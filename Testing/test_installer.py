@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from LiverTumorSegLib.dependencies import (DICOM_IMPORTS, ENGINE_IMPORTS, REQUIREMENTS,
-                                           TORCH_IMPORTS)
-from LiverTumorSegLib.panel.installer import SlicerInstallPrompt, SlicerPackageTools, ensure_dependencies
+from LiverTumorSegLib.dependencies import DICOM_IMPORTS, ENGINE_IMPORTS, REQUIREMENTS, TORCH_IMPORTS
+from LiverTumorSegLib.panel.installer import (
+    SlicerInstallPrompt,
+    SlicerPackageTools,
+    ensure_dependencies,
+)
 
 
 class FakeEnvironment:

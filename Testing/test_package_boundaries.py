@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from conftest import synthetic_ct
 
 PACKAGE = Path(__file__).resolve().parents[1] / "LiverTumorSegLib"

@@ -147,27 +147,31 @@ def test_lesions_are_reproducible_from_the_generator_and_need_a_liver():
 
 def test_a_training_crop_equals_the_engines_encoding_of_that_region(tiny_folder, tmp_path):
     """Training and inference share one encoder: without lesions and augmentation, a training crop
-    is the engine's encoding of the same slice, cropped (tolerance 1e-6, float rounding)."""
+    is the engine's encoding of the crop's native region, as the fine pass encodes its box
+    (tolerance 1e-6, float rounding). Crops smaller and larger than the image."""
     config = TrainingConfig.load(REPO / "Resources" / "Model" / "training_config.json")
     spec = config.input
     cached = cache_case(Case("case_a", tiny_folder / "case_a_ct.nii.gz",
                              tiny_folder / "case_a_label.nii.gz"), tmp_path)
-    sampler = BatchSampler([cached], spec, SamplingSpec(crop_size=32, synthetic_tumor_rate=0.0),
-                           torch.device("cpu"), seed=5, augment=None)
-    draws = sampler.draw(6)
-    images, labels = sampler.make(draws)
     ct = read_volume(tiny_folder / "case_a_ct.nii.gz")
     orientation = plan_reorientation(ct.array.shape, ct.affine)
     canonical = orientation.to_canonical(np.asarray(ct.array))
     encoder = SliceEncoder.for_volume(canonical, orientation.canonical_spacing, spec, torch.device("cpu"))
-    for n, draw in enumerate(draws):
-        slices, index = read_slices(canonical, [draw.slice], spec)
-        engine = encoder.encode_slices(slices)[index].flatten(1, 2)[0]
-        x, y = draw.corner
-        expected = engine[:, x: x + 32, y: y + 32]
-        assert expected.shape == images[n].shape
-        torch.testing.assert_close(images[n], expected, rtol=0, atol=1e-6)
-    assert labels.max() <= TUMOR and (labels == LIVER).any()
+    for crop in (16, 64):
+        sampler = BatchSampler([cached], spec, SamplingSpec(crop_size=crop, synthetic_tumor_rate=0.0),
+                               torch.device("cpu"), seed=5, augment=None)
+        draws = sampler.draw(6)
+        images, _ = sampler.make(draws)
+        size = sampler.cases[0].region
+        assert size[0] < canonical.shape[0] if crop == 16 else size[0] == canonical.shape[0]
+        for n, draw in enumerate(draws):
+            x, y = draw.corner
+            slices, index = read_slices(canonical, [draw.slice], spec,
+                                        (slice(x, x + size[0]), slice(y, y + size[1])))
+            engine = encoder.encode_slices(slices)[index].flatten(1, 2)[0]
+            expected = torch.nn.functional.pad(engine, (0, max(0, crop - engine.shape[-1]), 0,
+                                                        max(0, crop - engine.shape[-2])))
+            torch.testing.assert_close(images[n], expected[:, :crop, :crop], rtol=0, atol=1e-6)
 
 
 def test_sampler_state_restores_the_same_batches(tiny_folder, tmp_path):
@@ -341,7 +345,8 @@ def test_throughput_benchmark_runs(tmp_path):
                              "--warmup-seconds", "0.2", "--output", str(tmp_path)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "training_throughput_cpu.json").read_text())
+    report = json.loads((tmp_path / "training_throughput_cpu_2x64.json").read_text())
+    assert report["batch_size"] == 2 and report["crop_size"] == 64
     for part in ("data_pipeline", "training_step"):
         assert len(report[part]["windows_samples_per_second"]) == 2
         assert report[part]["median_samples_per_second"] > 0

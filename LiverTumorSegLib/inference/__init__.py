@@ -15,7 +15,7 @@ RUNTIME_CHOICES = ("auto", "torch", "openvino")
 
 _EXPORTS = {
     "cpu_has_fast_bf16": "devices", "describe_device": "devices", "resolve_device": "devices",
-    "resolve_precision": "devices", "TorchPredictor": "torch_runtime",
+    "resolve_precision": "devices", "training_precision": "devices", "TorchPredictor": "torch_runtime",
     "fold_batch_norms": "torch_runtime", "Predictor": "runtimes", "build_predictor": "runtimes",
     "describe_runtime": "runtimes",
 }

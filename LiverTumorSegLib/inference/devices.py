@@ -1,5 +1,6 @@
 """Where and in which precision the network runs: device choice (CUDA when usable, else the CPU)
-and precision choice (bf16 where the hardware computes it natively, else float32)."""
+and precision choice (bf16 where the hardware computes it natively, else float32), for inference
+and for training alike."""
 
 from __future__ import annotations
 
@@ -40,6 +41,13 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def training_precision(device: torch.device) -> str:
+    """The precision a training step runs in: bf16 autocast (with channels-last) wherever inference
+    would pick bf16 (GPUs that have it, CPUs that compute it natively), else float32. Never fp16:
+    training in fp16 would need loss scaling, which the trainer does not do."""
+    return "bf16" if resolve_precision(device) == "bf16" else "fp32"
 
 
 def describe_device(device: torch.device, precision: str | None = None, runtime: str = "PyTorch") -> str:

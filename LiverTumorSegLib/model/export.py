@@ -21,6 +21,9 @@ def export_model(network: torch.nn.Module, directory: Path, name: str, architect
     directory = Path(directory)
     weights_file = f"{name}.safetensors"
     sha256 = save_network_weights(network, directory / weights_file)
+    if training and training.get("chain"):  # its last run is the one that made these weights
+        training = {**training, "chain": [*training["chain"][:-1],
+                                          {**training["chain"][-1], "weights_sha256": sha256}]}
     card = ModelCard(name=name, architecture=architecture, input=input_spec,
                      weights_file=weights_file, weights_sha256=sha256,
                      inference=inference or InferenceSpec(),

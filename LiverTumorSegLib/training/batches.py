@@ -1,14 +1,17 @@
 """Training batches made on the training device, a whole batch at a time.
 
 The cached cases live as int16/uint8 tensors on the device (or on the host when they do not fit).
-For each batch: draw a case, a slice and a crop centre per sample (on the host, a few numbers), read
-the 2.5D slabs, insert synthetic lesions in HU, encode them with the engine's own `SliceEncoder`
-(the same code that encodes slices for inference), crop to the training size around the liver, and
-augment. Nothing loops over voxels in Python, and no worker processes are needed.
+For each batch: draw a case, a slice and a crop per sample (on the host, a few numbers), read only
+the crop's native region of the 2.5D slabs, insert synthetic lesions in HU, encode the region with
+the engine's own `SliceEncoder` (exactly as the engine encodes the region its fine pass covers), cut
+it to the training size, and augment. Nothing loops over voxels in Python, no worker processes are
+needed, and no work is spent outside the crop: on a CPU this is what makes the pipeline keep up
+with the network.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -42,17 +45,27 @@ class SampleDraw:
     case: int  # index into the sampler's cases
     slice: int  # axial slice (k) the sample is centred on
     synthetic: bool  # insert synthetic lesions
-    corner: tuple[int, int]  # top-left corner of the crop on the model grid
+    corner: tuple[int, int]  # top-left (i, j) of the crop's native region on the canonical grid
 
 
 @dataclass
 class _DeviceCase:
-    """One cached case as tensors (k, i, j), with its encoder and crop-centre candidates."""
+    """One cached case as tensors (k, i, j), with its encoder and the size of the native region
+    (i, j) that one training crop covers."""
 
     source: CachedCase
     hu: torch.Tensor
     labels: torch.Tensor
     encoder: SliceEncoder
+    region: tuple[int, int]
+
+
+def native_region(crop_size: int, spec: InputSpec, spacing_xy: tuple[float, float],
+                  image_size: tuple[int, int]) -> tuple[int, int]:
+    """Native pixels (i, j) whose encoding covers `crop_size` model pixels (the whole image where it
+    is smaller)."""
+    return tuple(min(n, math.ceil(crop_size * spec.pixel_size_mm / s))  # type: ignore[return-value]
+                 for s, n in zip(spacing_xy, image_size))
 
 
 def storage_device(cases: list[CachedCase], device: torch.device) -> torch.device:
@@ -90,7 +103,8 @@ class BatchSampler:
             # The cache is memory-mapped read-only; it is only ever read (on the host, slab by slab).
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             hu, labels = torch.from_numpy(case.hu), torch.from_numpy(case.labels)
-        return _DeviceCase(case, hu.to(store), labels.to(store), encoder)
+        region = native_region(self.sampling.crop_size, self.spec, case.spacing[:2], case.hu.shape[1:])
+        return _DeviceCase(case, hu.to(store), labels.to(store), encoder, region)
 
     def __call__(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch on the device: images float32 in [0, 1], labels int64."""
@@ -102,13 +116,12 @@ class BatchSampler:
         sampling = dict(self.sampling.sampling)
         draws = []
         for index in picks:
-            source = self.cases[index].source
-            k = choose_slice(source, self.rng, sampling)
+            case = self.cases[index]
+            k = choose_slice(case.source, self.rng, sampling)
             synthetic = bool(self.rng.random() < self.sampling.synthetic_tumor_rate)
             centred = bool(self.rng.random() < self.sampling.liver_centred_crops)
-            size = self.cases[index].encoder.grid(source.hu.shape[1:]).padded_size
-            corner = crop_corner(self._crop_centre(source, k, centred), self.sampling.crop_size,
-                                 size, self.rng)
+            corner = crop_corner(self._crop_centre(case.source, k, centred), case.region,
+                                 case.source.hu.shape[1:], self.rng)
             draws.append(SampleDraw(int(index), k, synthetic, corner))
         return draws
 
@@ -127,10 +140,7 @@ class BatchSampler:
 
     def _case_samples(self, case: _DeviceCase, draws: list[SampleDraw]
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        slices = np.array([d.slice for d in draws])
-        index = torch.from_numpy(np.clip(slices[:, None] + self.offsets, 0, case.hu.shape[0] - 1))
-        hu = case.hu[index.to(case.hu.device)].to(self.device, non_blocking=True)
-        slab_labels = case.labels[index.to(case.labels.device)].to(self.device, non_blocking=True)
+        hu, slab_labels = (self._read_regions(volume, case, draws) for volume in (case.hu, case.labels))
         synthetic = np.flatnonzero([d.synthetic for d in draws])
         if len(synthetic):
             chosen = torch.from_numpy(synthetic).to(self.device)
@@ -141,17 +151,29 @@ class BatchSampler:
         grid = case.encoder.grid(tuple(hu.shape[-2:]))
         images = case.encoder.encode(hu)
         labels = labels_to_model_grid(slab_labels[:, len(self.offsets) // 2], grid)
-        return crop_batch(images, labels, [d.corner for d in draws], self.sampling.crop_size)
+        return fit_to_crop(images, labels, self.sampling.crop_size)
+
+    def _read_regions(self, volume: torch.Tensor, case: _DeviceCase, draws: list[SampleDraw]
+                      ) -> torch.Tensor:
+        """The 2.5D slabs of each draw's native region, (B, slices, i, j), on the device: one
+        gather, wherever the case is stored. Edge slices repeat for the context."""
+        slices = np.array([d.slice for d in draws])
+        ks = np.clip(slices[:, None] + self.offsets, 0, volume.shape[0] - 1)
+        corners = np.array([d.corner for d in draws])
+        rows = corners[:, :1] + np.arange(case.region[0])
+        columns = corners[:, 1:] + np.arange(case.region[1])
+        index = [torch.from_numpy(a).to(volume.device) for a in
+                 (ks[:, :, None, None], rows[:, None, :, None], columns[:, None, None, :])]
+        return volume[index[0], index[1], index[2]].to(self.device, non_blocking=True)
 
     def _crop_centre(self, source: CachedCase, k: int, centred: bool) -> tuple[int, int] | None:
-        """A crop centre in model pixels near a liver voxel of the slice (when `centred` and the
+        """A crop centre (native pixels) at a liver voxel of the slice (when `centred` and the
         slice has one), else None: anywhere."""
         points = source.foreground.get(k)
         if not centred or points is None or not len(points):
             return None
         i, j = points[self.rng.integers(len(points))]
-        scale = np.asarray(source.spacing[:2]) / self.spec.pixel_size_mm
-        return int(i * scale[0]), int(j * scale[1])
+        return int(i), int(j)
 
     def state_dict(self) -> dict:
         return {"numpy": self.rng.bit_generator.state, "torch": self.generator.get_state()}
@@ -161,23 +183,23 @@ class BatchSampler:
         self.generator.set_state(state["torch"].cpu())
 
 
-def crop_corner(centre: tuple[int, int] | None, crop: int, size: tuple[int, int],
+def crop_corner(centre: tuple[int, int] | None, region: tuple[int, int], size: tuple[int, int],
                 rng: np.random.Generator) -> tuple[int, int]:
-    """Top-left corner of a crop around `centre` (anywhere when None), jittered by up to a quarter
-    crop and kept inside the image where it is larger than the crop."""
+    """Top-left corner of a region around `centre` (anywhere when None), jittered by up to a
+    quarter of the region and kept inside the image."""
     if centre is None:
         centre = (int(rng.integers(size[0])), int(rng.integers(size[1])))
-    jitter = rng.integers(-crop // 4, crop // 4 + 1, size=2)
-    return tuple(int(np.clip(c - crop // 2 + d, 0, max(0, n - crop)))  # type: ignore[return-value]
-                 for c, d, n in zip(centre, jitter, size))
+    jitter = [rng.integers(-r // 4, r // 4 + 1) for r in region]
+    return tuple(int(np.clip(c - r // 2 + d, 0, n - r))  # type: ignore[return-value]
+                 for c, r, d, n in zip(centre, region, jitter, size))
 
 
-def crop_batch(images: torch.Tensor, labels: torch.Tensor, corners: list[tuple[int, int]],
-               size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Square crops (zero-padded where the image is smaller) at the given top-left corners."""
-    pad_x, pad_y = max(0, size - images.shape[-2]), max(0, size - images.shape[-1])
+def fit_to_crop(images: torch.Tensor, labels: torch.Tensor, size: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `size` x `size` model pixels of encoded regions (zero-padded where a region is
+    smaller: images smaller than the crop)."""
+    images, labels = images[..., :size, :size], labels[..., :size, :size]
+    pad_x, pad_y = size - images.shape[-2], size - images.shape[-1]
     if pad_x or pad_y:
         images, labels = F.pad(images, (0, pad_y, 0, pad_x)), F.pad(labels, (0, pad_y, 0, pad_x))
-    rows = [(images[n, :, x: x + size, y: y + size], labels[n, x: x + size, y: y + size])
-            for n, (x, y) in enumerate(corners)]
-    return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+    return images.contiguous(), labels.contiguous()

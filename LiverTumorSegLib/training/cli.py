@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
+import sys
 from pathlib import Path
 
 from ..errors import LiverTumorSegError
@@ -17,6 +19,9 @@ def command_train(args: argparse.Namespace) -> int:
 
     if args.output is None and args.resume is None:
         raise LiverTumorSegError("Give an output folder (-o OUTDIR), or --resume RUN_FOLDER.")
+    if args.resume is not None and args.init_weights is not None:
+        raise LiverTumorSegError("--init-weights starts a new run from a trained model and --resume "
+                                 "continues a run from its checkpoint; give one of them.")
     config = TrainingConfig.load(
         Path(args.config), seed=args.seed, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size, crop_size=args.crop_size, learning_rate=args.learning_rate,
@@ -36,7 +41,9 @@ def command_train(args: argparse.Namespace) -> int:
     card = train(config, Path(args.data), Path(args.resume or args.output), device=args.device,
                  folds=args.folds, fold=args.fold, validation=tuple(args.validation or ()),
                  time_limit_minutes=args.time_limit, checkpoint_minutes=args.checkpoint_minutes,
-                 resume=args.resume is not None)
+                 resume=args.resume is not None,
+                 init_weights=Path(args.init_weights) if args.init_weights else None,
+                 command=shlex.join(["livertumorseg", *sys.argv[1:]]))
     if card is not None:
         print(f"wrote {card.path} and {card.weights_path}")
     return 0
@@ -82,6 +89,10 @@ def add_training_commands(commands) -> None:
                        help="plain baseline: one window, no 2.5D, no histogram, no synthetic tumors "
                             "(unless --synthetic-tumor-rate is given)")
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    train.add_argument("--init-weights", metavar="CARD.json",
+                       help="start from this trained model's weights (e.g. the bundled "
+                            "Resources/Model/model_card.json) with a fresh optimizer, to fine-tune "
+                            "or continue it; its architecture and input must equal the config's")
     split = train.add_argument_group("split (by patient)")
     split.add_argument("--folds", type=int, default=5, help="k of k-fold; 1 = train on every case")
     split.add_argument("--fold", type=int, default=0, help="which fold is held out")

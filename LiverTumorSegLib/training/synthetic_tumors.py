@@ -37,6 +37,12 @@ class LesionSpec:
     max_lesions: int = 3
     min_parenchyma_voxels: int = 50
 
+    @property
+    def max_reach_mm(self) -> float:
+        """How far from its centre the largest lesion can reach (its longest semi-axis, the
+        distortion's margin and the blended edge)."""
+        return self.diameter_mm[1] / 2 * 1.3 * 1.4 + self.edge_mm[1]
+
 
 def _uniform(low: float, high: float, shape: tuple[int, ...], generator: torch.Generator,
              device: torch.device) -> torch.Tensor:
@@ -75,9 +81,20 @@ def insert_lesions(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float,
     return placed
 
 
+def _lesion_box(centre_px: torch.Tensor, half: int, size: int) -> torch.Tensor:
+    """Indices (B, L) of a window of L = min(size, 2 * half + 1) pixels holding each centre's
+    neighbourhood, shifted to lie inside the image (so no index repeats)."""
+    length = min(size, 2 * half + 1)
+    start = (centre_px - half).clamp(0, size - length)
+    return start[:, None] + torch.arange(length, device=centre_px.device)
+
+
 def _insert_one(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, float, float],
                 generator: torch.Generator, spec: LesionSpec, active: torch.Tensor) -> torch.Tensor:
-    """One lesion in each active slab (see `insert_lesions`); returns where one was placed."""
+    """One lesion in each active slab (see `insert_lesions`); returns where one was placed.
+
+    The lesion is computed only in the in-plane box its largest possible extent fits (the same
+    size for every slab, so the batch stays one tensor), not over the whole slab."""
     batch, depth, size_x, size_y = hu.shape
     device, middle = hu.device, depth // 2
     liver = labels == LIVER
@@ -98,11 +115,14 @@ def _insert_one(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, fl
 
     radius = torch.exp(draw(math.log(spec.diameter_mm[0] / 2), math.log(spec.diameter_mm[1] / 2)))
     semi_axes = radius[:, None] * draw(0.7, 1.3, 3)
-    centre = torch.stack([(flat // size_y).float() * sx, (flat % size_y).float() * sy,
+    centre_x, centre_y = flat // size_y, flat % size_y
+    centre = torch.stack([centre_x.float() * sx, centre_y.float() * sy,
                           (middle + draw(-0.4, 0.4) * radius / sz) * sz], dim=1)
     reach = semi_axes.max(dim=1).values * 1.4 + spec.edge_mm[1]
-    dx = (torch.arange(size_x, device=device) * sx).view(1, 1, -1, 1) - centre[:, 0].view(-1, 1, 1, 1)
-    dy = (torch.arange(size_y, device=device) * sy).view(1, 1, 1, -1) - centre[:, 1].view(-1, 1, 1, 1)
+    ix = _lesion_box(centre_x, math.ceil(spec.max_reach_mm / sx), size_x)  # (B, Lx)
+    iy = _lesion_box(centre_y, math.ceil(spec.max_reach_mm / sy), size_y)  # (B, Ly)
+    dx = (ix * sx).view(batch, 1, -1, 1) - centre[:, 0].view(-1, 1, 1, 1)
+    dy = (iy * sy).view(batch, 1, 1, -1) - centre[:, 1].view(-1, 1, 1, 1)
     dz = (torch.arange(depth, device=device) * sz).view(1, -1, 1, 1) - centre[:, 2].view(-1, 1, 1, 1)
     angle = draw(0.0, math.pi).view(-1, 1, 1, 1)
     u = torch.cos(angle) * dx + torch.sin(angle) * dy
@@ -110,15 +130,19 @@ def _insert_one(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, fl
     a, b, c = (semi_axes[:, n].view(-1, 1, 1, 1) for n in range(3))
     distance = torch.sqrt((u / a) ** 2 + (v / b) ** 2 + (dz / c) ** 2)
 
-    shape = (batch, depth, size_x, size_y)
+    shape = (batch, depth, ix.shape[1], iy.shape[1])
     r = reach.view(-1, 1, 1, 1)
     position = torch.stack([(dy / r).expand(shape), (dx / r).expand(shape), (dz / r).expand(shape)],
                            dim=-1)  # grid_sample order: width (y), height (x), depth (slice)
     distortion_cells = torch.full((batch,), float(DISTORTION_CELLS), device=device)
     distance = distance + spec.distortion * _smooth_noise(position, distortion_cells,
                                                           DISTORTION_CELLS, generator)
+    # The box of every slab, as indices into the slabs: (B, S, Lx, Ly) after broadcasting.
+    box = (torch.arange(batch, device=device).view(-1, 1, 1, 1),
+           torch.arange(depth, device=device).view(1, -1, 1, 1), ix[:, None, :, None],
+           iy[:, None, None, :])
     edge = (draw(*spec.edge_mm) / radius).view(-1, 1, 1, 1)
-    alpha = ((1.0 - distance) / edge + 0.5).clamp(0.0, 1.0) * liver * usable.view(-1, 1, 1, 1)
+    alpha = ((1.0 - distance) / edge + 0.5).clamp(0.0, 1.0) * liver[box] * usable.view(-1, 1, 1, 1)
 
     hyper = torch.rand(batch, generator=generator, device=device) < spec.hyperdense_probability
     delta = torch.where(hyper, draw(*spec.hyperdense_delta_hu), draw(*spec.hypodense_delta_hu))
@@ -126,7 +150,7 @@ def _insert_one(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, fl
     texture = _smooth_noise(position, texture_cells, TEXTURE_GRID, generator) \
         * draw(*spec.texture_sigma_hu).view(-1, 1, 1, 1)
     # Shift the parenchyma under the lesion rather than replacing it, so the scan's own noise stays.
-    hu += alpha * (delta.view(-1, 1, 1, 1) + texture)
+    hu[box] = hu[box] + alpha * (delta.view(-1, 1, 1, 1) + texture)
     lesion = alpha > 0.5
-    labels.masked_fill_(lesion, TUMOR)  # masked, not indexed: no wait for the device
+    labels[box] = labels[box].masked_fill(lesion, TUMOR)
     return lesion.flatten(1).any(1)

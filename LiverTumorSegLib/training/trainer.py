@@ -1,10 +1,12 @@
 """The training loop: batches made on the device, AdamW with a one-cycle / cosine / plateau schedule,
-bf16 autocast and channels_last on GPU, DistributedDataParallel under `torchrun`, validation on the
-held-out cases every epoch (in memory, through the engine), checkpoints every few minutes, an
-optional time limit that sets the number of steps, and export of the final epoch."""
+bf16 autocast and channels_last wherever the hardware computes bf16 (GPUs, CPUs with AMX or
+AVX512-BF16), DistributedDataParallel under `torchrun`, validation on the held-out cases every epoch
+(in memory, through the engine), checkpoints every few minutes, an optional time limit that sets the
+number of steps, an optional start from a trained model's weights, and export of the final epoch."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import subprocess
@@ -16,7 +18,8 @@ from typing import Any, Callable
 import torch
 
 from ..atomic import atomic_write_json, atomic_write_text
-from ..inference import resolve_device
+from ..errors import LiverTumorSegError
+from ..inference import resolve_device, training_precision
 from ..metrics import summarize
 from ..model.card import ModelCard
 from ..model.export import export_model
@@ -28,6 +31,7 @@ from .batches import BatchSampler, SamplingSpec
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .dataset import Case, cache_case, find_cases, split_cases
+from .lineage import Lineage, initial_weights
 from .losses import segmentation_loss
 from .validation import HeldOutCase, load_held_out, validate, validation_row
 
@@ -131,29 +135,40 @@ def starting_learning_rate(config: TrainingConfig) -> float:
     return config.learning_rate / 25.0 if config.schedule == "onecycle" else config.learning_rate
 
 
+def uses_channels_last(device: torch.device, precision: str) -> bool:
+    """Channels-last layout: on GPUs, and on CPUs that train in bf16 (their fast kernels want it)."""
+    return device.type == "cuda" or precision == "bf16"
+
+
 @dataclass
 class TrainingStep:
     """One optimisation step on a batch that is already on the device: augment was done by the
-    sampler; forward in bf16 on GPU, loss, update."""
+    sampler; forward under bf16 autocast where `precision` says so, loss in float32, update."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     config: TrainingConfig
     device: torch.device
     class_weights: torch.Tensor
+    precision: str = "fp32"  # `inference.training_precision` decides it
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The step's loss, left on the device (reading it would wait for the GPU)."""
-        autocast = torch.bfloat16 if self.device.type == "cuda" else None
-        if self.device.type == "cuda":
+        bf16 = self.precision == "bf16"
+        if uses_channels_last(self.device, self.precision):
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=autocast, enabled=autocast is not None):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = self.model(images)
         loss = segmentation_loss(self.config.loss, logits, labels, self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
+
+
+def _precision_note(step: TrainingStep) -> str:
+    layout = ", channels_last" if uses_channels_last(step.device, step.precision) else ""
+    return ("bf16 autocast" if step.precision == "bf16" else "float32") + layout
 
 
 def _hardware(device: torch.device, world_size: int) -> str:
@@ -239,6 +254,7 @@ class _Run:
     step_fn: TrainingStep
     held_out: list[HeldOutCase]
     log: _RunLog
+    lineage: Lineage
     plan: StepPlan | None = None
     scheduler: Any = None
     step: int = 0
@@ -246,8 +262,10 @@ class _Run:
     metrics: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, config: TrainingConfig, split: _Split, dist: Distributed, run_log: _RunLog) -> _Run:
-        """Cache the training cases (rank 0 first), put them on the device and build the network."""
+    def start(cls, config: TrainingConfig, split: _Split, dist: Distributed, run_log: _RunLog,
+              init_weights: Path | None = None) -> _Run:
+        """Cache the training cases (rank 0 first), put them on the device and build the network
+        (from a trained model's card when `init_weights` names one)."""
         if dist.main:
             cached = [cache_case(c, run_log.output_dir / "cache") for c in split.train]
         dist.barrier()
@@ -258,8 +276,13 @@ class _Run:
             crop_size=config.crop_size, sampling=tuple(config.sampling.items()),
             synthetic_tumor_rate=config.synthetic_tumor_rate), dist.device,
             seed=config.seed * 1000 + dist.rank, augment=AugmentSpec() if config.augment else None)
-        network = build_network(config.architecture, config.input.in_channels).to(dist.device)
-        if dist.device.type == "cuda":
+        if init_weights is not None:
+            network, lineage = initial_weights(init_weights, config)
+        else:
+            network, lineage = build_network(config.architecture, config.input.in_channels), Lineage()
+        precision = training_precision(dist.device)
+        network = network.to(dist.device)
+        if uses_channels_last(dist.device, precision):
             network = network.to(memory_format=torch.channels_last)
         model = (torch.nn.parallel.DistributedDataParallel(
             network, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
@@ -267,9 +290,11 @@ class _Run:
         optimizer = torch.optim.AdamW(model.parameters(), lr=starting_learning_rate(config),
                                       weight_decay=config.weight_decay)
         step_fn = TrainingStep(model, optimizer, config, dist.device,
-                               torch.tensor(config.class_weights, device=dist.device))
+                               torch.tensor(config.class_weights, device=dist.device), precision)
         held_out = load_held_out(split.held_out) if dist.main else []
-        return cls(config, dist, split, sampler, network, model, optimizer, step_fn, held_out, run_log)
+        run_log.say(f"network {lineage.describe_start()}; precision {precision}")
+        return cls(config, dist, split, sampler, network, model, optimizer, step_fn, held_out, run_log,
+                   lineage)
 
     def next_loss(self) -> torch.Tensor:
         self.model.train()
@@ -297,7 +322,8 @@ class _Run:
                 "model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
                 "epoch_losses": [float(value) for value in self.losses],
-                "history": self.log.history, "seconds": self.log.seconds}
+                "history": self.log.history, "seconds": self.log.seconds,
+                "lineage": dataclasses.asdict(self.lineage)}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.set_plan(StepPlan(**state["plan"]))  # the scheduler first: creating one resets the rate
@@ -308,18 +334,25 @@ class _Run:
         if self.dist.world_size == 1:  # other ranks' data order is not kept (documented)
             self.sampler.load_state_dict(state["sampler"])
         self.losses = [torch.tensor(value, device=self.dist.device) for value in state["epoch_losses"]]
+        self.lineage = Lineage(**state["lineage"])
         self.log.say(f"resumed at step {self.step} of {self.plan.total_steps}")
 
 
 def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str = "auto",
           folds: int = 5, fold: int = 0, validation: tuple[str, ...] = (),
           time_limit_minutes: float | None = None, checkpoint_minutes: float = 10.0,
-          resume: bool = False, log: Callable[[str], None] = print) -> ModelCard | None:
+          resume: bool = False, init_weights: Path | None = None, command: str | None = None,
+          log: Callable[[str], None] = print) -> ModelCard | None:
     """Train and export the final epoch (rank 0 returns its card; other ranks return None).
 
     `folds=1` trains on every case. `time_limit_minutes` measures throughput first and plans the
     steps so that training, validation and export end inside the limit. `resume` continues the
-    run in `output_dir` from its checkpoint with its own config, split and plan."""
+    run in `output_dir` from its checkpoint with its own config, split and plan. `init_weights`
+    (a model card) starts from that model's weights with a fresh optimizer; the card's architecture
+    and input must equal the config's. `command` is recorded in the card."""
+    if resume and init_weights is not None:
+        raise LiverTumorSegError("--init-weights starts a new run from a trained model and --resume "
+                                 "continues a run from its checkpoint; give one of them.")
     dist = setup_distributed(device)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -331,14 +364,15 @@ def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str 
     split = _split(config, Path(data_dir), folds, fold, validation)
     run_log.say(f"{'resuming' if state else 'training'} on {[c.name for c in split.train]}, "
                 f"validating on {[c.name for c in split.held_out]}")
-    run = _Run.start(config, split, dist, run_log)
+    run = _Run.start(config, split, dist, run_log, None if state else init_weights)
     if state is not None:
         run.restore(state)
     elif time_limit_minutes:
         run.set_plan(_probe_and_plan(run, time_limit_minutes * 60.0))
     else:
         run.set_plan(StepPlan(config.epochs * config.steps_per_epoch, config.epochs))
-    origin = {"folds": folds, "fold": fold, "validation": list(validation)}
+    origin = {"folds": folds, "fold": fold, "validation": list(validation),
+              "command": command if state is None else state.get("command")}
     last_checkpoint = time.perf_counter()
     while run.step < run.plan.total_steps:
         run.train_step()
@@ -348,7 +382,7 @@ def train(config: TrainingConfig, data_dir: Path, output_dir: Path, device: str 
             run_log.say(f"checkpoint saved at step {run.step} of {run.plan.total_steps}: continue "
                         f"with `livertumorseg train {data_dir} --resume {output_dir}`")
     dist.barrier()
-    return _export_final(run) if dist.main else None
+    return _export_final(run, origin["command"]) if dist.main else None
 
 
 def _probe_and_plan(run: _Run, limit_seconds: float) -> StepPlan:
@@ -394,9 +428,10 @@ def _end_epoch(run: _Run, epoch: int) -> dict[str, dict]:
     return metrics
 
 
-def _export_final(run: _Run) -> ModelCard:
-    """Export the network as it is after the last step, with its training record and the final
-    epoch's held-out metrics (never the best epoch's: that would select on the test cases)."""
+def _export_final(run: _Run, command: str | None) -> ModelCard:
+    """Export the network as it is after the last step, with its training record (its parent and
+    the chain of runs that led to it included) and the final epoch's held-out metrics (never the
+    best epoch's: that would select on the test cases)."""
     config, split, plan, metrics, dist, run_log = (run.config, run.split, run.plan, run.metrics,
                                                    run.dist, run.log)
     output_dir = run_log.output_dir
@@ -408,7 +443,17 @@ def _export_final(run: _Run) -> ModelCard:
         evaluation["held_out_summary"] = summarize(metrics)
         save_dice_bars(output_dir / "validation_dice.png", metrics)
         atomic_write_json(output_dir / "validation_metrics.json", metrics)
+    samples_per_second = round(plan.total_steps * config.batch_size * dist.world_size
+                               / max(run_log.seconds, 1e-9), 1)
+    this_run = {"run": run.lineage.describe_start(), "command": command, "git_commit": _git_commit(),
+                "hardware": _hardware(dist.device, dist.world_size),
+                "precision": _precision_note(run.step_fn), "steps": plan.total_steps,
+                "batch_size": config.batch_size, "crop_size": config.crop_size,
+                "schedule": f"{config.schedule}, learning rate {config.learning_rate:g}",
+                "training_seconds": round(run_log.seconds, 1), "samples_per_second": samples_per_second}
     training = {
+        **({"parent": run.lineage.parent} if run.lineage.parent else {}),
+        "chain": [*run.lineage.ancestors, this_run],
         "cases": [c.name for c in split.train],
         "licences": {c.name: c.terms for c in split.train},
         "validation_cases": [c.name for c in split.held_out],
@@ -416,11 +461,11 @@ def _export_final(run: _Run) -> ModelCard:
         "epochs": plan.epochs,
         "steps": plan.total_steps,
         "steps_chosen_by": plan.chosen_by,
-        "hardware": _hardware(dist.device, dist.world_size),
-        "training_seconds": round(run_log.seconds, 1),
-        "samples_per_second": round(plan.total_steps * config.batch_size * dist.world_size
-                                    / max(run_log.seconds, 1e-9), 1),
-        "git_commit": _git_commit(),
+        "hardware": this_run["hardware"],
+        "precision": this_run["precision"],
+        "training_seconds": this_run["training_seconds"],
+        "samples_per_second": samples_per_second,
+        "git_commit": this_run["git_commit"],
         "hyperparameters": config.hyperparameters(),
         "sampling": "per sample: a case uniformly, then a tumor slice with p=sampling.tumor, a liver "
                     "slice with p=sampling.liver, else any slice; crops centred near the liver 80% "
