@@ -1,4 +1,5 @@
-"""Names, label values, colours and terminology of the two output segments (one place for all).
+"""Names, label values, colours, terminology and contents of the two output segments (one place
+for all). `Liver` holds the parenchyma only; the whole liver is `Liver` and `Tumor` together.
 
 The terminology is kept as Slicer's terminology entry string; `SegmentStyle.codes` reads the coded
 concepts out of it for writers that need them one by one (the DICOM SEG).
@@ -42,6 +43,7 @@ class SegmentStyle:
     label: int
     colour_rgb: tuple[int, int, int]
     terminology: str
+    contents: str  # what the segment holds, said wherever it is written (Slicer, DICOM SEG)
 
     @property
     def colour_unit(self) -> tuple[float, float, float]:
@@ -60,10 +62,14 @@ class SegmentStyle:
 
 LIVER_SEGMENT = SegmentStyle(
     name="Liver", label=LIVER, colour_rgb=(221, 130, 101),
+    contents="Liver parenchyma without the tumours (label 1); the whole liver, whose volume the "
+             "statistics report as liver_volume_ml, is Liver and Tumor together",
     terminology="Segmentation category and type - 3D Slicer General Anatomy list"
                 "~SCT^123037004^Anatomical Structure~SCT^10200004^Liver~^^~~^^~^^")
 TUMOR_SEGMENT = SegmentStyle(
     name="Tumor", label=TUMOR, colour_rgb=(60, 220, 90),
+    contents="Every liver tumour (label 2), inside the liver; each 6-connected component is one "
+             "lesion of the statistics",
     terminology="Segmentation category and type - DICOM master list"
                 "~SCT^49755003^Morphologically Altered Structure~SCT^108369006^Neoplasm~^^"
                 "~Anatomic codes - DICOM master list~SCT^10200004^Liver~^^")

@@ -18,6 +18,7 @@ from test_cli import run_cli
 
 from LiverTumorSegLib.errors import DicomSeriesError, LiverTumorSegError, OutputError
 from LiverTumorSegLib.inputs import case_name, expand_inputs, read_volume
+from LiverTumorSegLib.segments import LIVER_SEGMENT, TUMOR_SEGMENT
 
 SERIES = DATA_DIR / "dicom" / "ircadb_07"
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -318,6 +319,15 @@ def test_the_dicom_seg_reads_back_with_its_source(round_trip):
     assert code(tumor.SegmentedPropertyTypeCodeSequence) == ("SCT", "108369006")
     assert code(tumor.AnatomicRegionSequence) == ("SCT", "10200004")
     assert liver.SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "LiverTumorSeg"
+    # Each segment says what it holds: Liver is the parenchyma, so a viewer's volume of it is
+    # liver_parenchyma_volume_ml, not liver_volume_ml (the Slicer segments say the same).
+    assert liver.SegmentDescription.startswith(LIVER_SEGMENT.contents)
+    assert tumor.SegmentDescription.startswith(TUMOR_SEGMENT.contents)
+    assert "parenchyma" in LIVER_SEGMENT.contents and "liver_volume_ml" in LIVER_SEGMENT.contents
+    liver_voxels = np.count_nonzero(seg.get_volume(combine_segments=True).array == 1)
+    voxel_ml = np.prod(np.linalg.norm(dicom.affine[:3, :3], axis=0)) / 1000.0
+    assert liver_voxels * voxel_ml == pytest.approx(dicom.statistics["liver_parenchyma_volume_ml"],
+                                                    abs=0.01)
     assert liver.SegmentAlgorithmType == "AUTOMATIC"
 
     referenced = {item.ReferencedSOPInstanceUID

@@ -17,6 +17,7 @@ from LiverTumorSegLib.mrml.selftest import load_volume_node, run_self_test  # no
 from LiverTumorSegLib.mrml.table import STATISTICS_TABLE_ROLE, table_rows  # noqa: E402
 from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
 from LiverTumorSegLib.reporting.tables import TEXT_COLUMNS, statistics_rows  # noqa: E402
+from LiverTumorSegLib.mrml.logic import SEGMENT_DESCRIPTION_TAG  # noqa: E402
 from LiverTumorSegLib.segments import LIVER_SEGMENT, TUMOR_SEGMENT  # noqa: E402
 from LiverTumorSegLib.volume.space import Volume
 from LiverTumorSegLib.workflow import segment_file  # noqa: E402
@@ -126,6 +127,9 @@ def test_slicers_dicom_export_reads_the_codes_of_the_command_lines_seg(scene, lo
         entry = slicer.vtkSlicerTerminologyEntry()
         segment = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(style.name))
         assert terminologies.DeserializeTerminologyEntry(segment.GetTerminology(), entry)
+        description = vtk.reference("")
+        assert segment.GetTag(SEGMENT_DESCRIPTION_TAG, description)
+        assert str(description) == style.contents, "the segment says what it holds"
         codes = style.codes
         read = {"category": entry.GetCategoryObject(), "type": entry.GetTypeObject(),
                 "anatomic_region": entry.GetRegionObject()}

@@ -84,7 +84,8 @@ def build_dicom_seg(series: DicomSeries, labels: np.ndarray, frame_uid: str, mod
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=np.ascontiguousarray(labels.transpose(2, 1, 0)),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[_segment(s, algorithm, description[:1024]) for s in OUTPUT_SEGMENTS],
+        segment_descriptions=[_segment(s, algorithm, f"{s.contents}. {description}"[:1024])
+                              for s in OUTPUT_SEGMENTS],
         series_instance_uid=generate_uid(), series_number=99, sop_instance_uid=generate_uid(),
         instance_number=1, manufacturer=ALGORITHM_NAME, manufacturer_model_name=model_name[:_LO_LENGTH],
         software_versions=__version__, device_serial_number=model_sha256[:16],

@@ -23,6 +23,9 @@ from ..segments import OUTPUT_SEGMENTS, SegmentStyle
 from ..volume.space import Volume
 from .table import write_statistics_table
 
+# The segment tag that says what a segment holds (`segments.SegmentStyle.contents`).
+SEGMENT_DESCRIPTION_TAG = "Description"
+
 if TYPE_CHECKING:  # the pipeline imports torch; Slicer must be able to import this module without it
     from ..pipeline import CancelCheck, SegmentationResult, Segmenter
 
@@ -173,6 +176,7 @@ class MrmlSegmentationLogic:
         segment = segmentation.GetSegment(segmentId)
         segment.SetColor(*style.colour_unit)
         segment.SetTerminology(style.terminology)
+        segment.SetTag(SEGMENT_DESCRIPTION_TAG, style.contents)
         return segmentId
 
     @staticmethod

@@ -61,7 +61,7 @@ def statistics_rows(stats: dict) -> list[dict[str, Any]]:
     column does not apply)."""
     rows = [{"Structure": WARNING_ROW, "Warning": warning} for warning in stats.get("warnings", [])]
     rows += [
-        {"Structure": "Liver", "Volume (mL)": stats["liver_volume_ml"],
+        {"Structure": "Whole liver", "Volume (mL)": stats["liver_volume_ml"],
          "Parenchyma volume (mL)": stats["liver_parenchyma_volume_ml"],
          "Mean confidence": stats["confidence"]},
         {"Structure": "Tumor (all)", "Volume (mL)": stats["tumor_volume_ml"],
