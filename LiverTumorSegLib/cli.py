@@ -84,7 +84,8 @@ def _segment_cases(args: argparse.Namespace, cases: Sequence[Path],
             case, first = (first.result() if index == 0 else read_input(path, args.series)), None
             result, outputs = segment_input(segmenter, case, output_dir, overlay=args.overlay,
                                             force=args.force, postprocessing=postprocessing,
-                                            progress=update, dicom_seg=args.dicom_seg)
+                                            progress=update, dicom_seg=args.dicom_seg,
+                                            probabilities=args.probabilities)
             case = None  # the volume is not kept while the next input is read
         except Exception as exc:  # noqa: BLE001 - a failed case never stops the batch
             message, code = describe_error(exc)
@@ -101,6 +102,7 @@ def _segment_cases(args: argparse.Namespace, cases: Sequence[Path],
         written = [outputs.segmentation, outputs.statistics]
         written += [outputs.overlay] if args.overlay else []
         written += [outputs.dicom_seg] if args.dicom_seg else []
+        written += [outputs.probabilities] if args.probabilities else []
         print("  wrote " + ", ".join(map(str, written)))
         outcomes.append(CaseOutcome(name, path, result.statistics))
     return outcomes, status
@@ -255,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the SeriesInstanceUID to segment in a folder holding several series")
     segment.add_argument("--dicom-seg", action="store_true",
                          help="also write <name>_seg.dcm, a DICOM Segmentation (DICOM input only)")
+    segment.add_argument("--probabilities", action="store_true",
+                         help="also write <name>_probabilities.nii.gz: the liver and tumor "
+                              "probabilities (uint8, softmax x 255) on the input's grid")
     segment.set_defaults(handler=command_segment)
 
     evaluate = commands.add_parser("evaluate", help="score predictions against reference labels")
@@ -267,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(demo)
     demo.set_defaults(handler=command_demo, output="livertumorseg_demo", overlay=True, force=False,
                       min_lesion_mm3=None, closing_mm=None, all_liver_components=False,
-                      series=None, dicom_seg=False)
+                      series=None, dicom_seg=False, probabilities=False)
 
     info = commands.add_parser("info", help="model card summary, device and versions")
     info.add_argument("--model", metavar="CARD.json")

@@ -26,6 +26,7 @@ from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from .model.network import load_network
 from .postprocessing import postprocess
 from .preprocessing import SliceEncoder, from_model_grid, read_slices
+from .probabilities import CHANNELS, ProbabilityMap, quantize
 from .statistics import compute_statistics
 from .volume.checks import as_scalar_3d, check_affine, check_ct_intensities, check_slice_count
 from .volume.orientation import plan_reorientation
@@ -44,12 +45,14 @@ CancelCheck = Union[Callable[[], bool], _EventLike, None]
 
 @dataclass
 class SegmentationResult:
-    """Labels on the input's own grid (0 background, 1 liver, 2 tumor) and their statistics."""
+    """Labels on the input's own grid (0 background, 1 liver, 2 tumor) and their statistics; with
+    `probabilities` asked for, also the liver and tumour probability map."""
 
     labels: np.ndarray
     affine: np.ndarray
     statistics: dict
     warnings: list[str] = field(default_factory=list)
+    probabilities: ProbabilityMap | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,24 @@ class LiverBox:
     @classmethod
     def whole(cls, shape: tuple[int, ...]) -> LiverBox:
         return cls(slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
+
+
+@dataclass
+class _BoxPrediction:
+    """What the fine pass produced in its box (canonical axes, uint8): raw labels, the chosen
+    class's confidence (0..255) and, when asked for, the quantized liver and tumour probabilities
+    (box shape + (2,))."""
+
+    box: LiverBox
+    labels: np.ndarray
+    confidence: np.ndarray
+    probabilities: np.ndarray | None = None
+
+    @classmethod
+    def empty(cls, probabilities: bool) -> _BoxPrediction:
+        box = LiverBox(slice(0, 1), slice(0, 1), slice(0, 1))
+        return cls(box, np.zeros(box.shape, np.uint8), np.zeros(box.shape, np.uint8),
+                   np.zeros(box.shape + (len(CHANNELS),), np.uint8) if probabilities else None)
 
 
 def _cancel_requested(cancel: CancelCheck) -> bool:
@@ -114,8 +135,9 @@ class Segmenter:
     def segment(self, volume: Volume, force: bool = False,
                 postprocessing: PostprocessingSpec | None = None,
                 progress: ProgressCallback | None = None,
-                cancel: CancelCheck = None) -> SegmentationResult:
-        """Segment `volume`; raise `InputVolumeError` for bad input, `CancelledError` on cancel."""
+                cancel: CancelCheck = None, probabilities: bool = False) -> SegmentationResult:
+        """Segment `volume`; raise `InputVolumeError` for bad input, `CancelledError` on cancel.
+        `probabilities`: also return the liver and tumour probability map (`probabilities.py`)."""
         started = time.perf_counter()
         report = progress or (lambda fraction, message: None)
         with warnings.catch_warnings(record=True) as caught:
@@ -127,12 +149,14 @@ class Segmenter:
             canonical = orientation.to_canonical(array)
             check_slice_count(canonical.shape[2], self.card.input.context_slices)
             spacing = orientation.canonical_spacing
-            box, labels, confidence = self._predict(canonical, spacing, report, cancel)
+            predicted = self._predict(canonical, spacing, report, cancel, probabilities)
+            box = predicted.box
             report(0.92, "Cleaning up the segmentation")
-            labels = postprocess(labels, spacing, postprocessing or self.card.postprocessing)
+            labels = postprocess(predicted.labels, spacing,
+                                 postprocessing or self.card.postprocessing)
             report(0.96, "Measuring liver and lesions")
             statistics = compute_statistics(labels, box.affine(orientation.canonical_affine),
-                                            canonical[box.slices], confidence)
+                                            canonical[box.slices], predicted.confidence)
         # Keep the engine's own warnings (obliquity, no liver, forced input, GPU fallback).
         messages = [str(w.message) for w in caught if str(w.filename).startswith(_PACKAGE_DIR)]
         for message in messages:
@@ -142,13 +166,16 @@ class Segmenter:
                           model=self.card.name, warnings=messages)
         output = np.zeros(array.shape, dtype=np.uint8)
         orientation.to_canonical(output)[box.slices] = labels
+        probability_map = None if predicted.probabilities is None else ProbabilityMap(
+            array.shape, orientation.input_region(box.slices),
+            orientation.from_canonical(predicted.probabilities))
         report(1.0, "Done")
-        return SegmentationResult(output, volume.affine, statistics, messages)
+        return SegmentationResult(output, volume.affine, statistics, messages, probability_map)
 
     def _predict(self, canonical: np.ndarray, spacing: tuple[float, float, float],
-                 report: ProgressCallback, cancel: CancelCheck
-                 ) -> tuple[LiverBox, np.ndarray, np.ndarray]:
-        """The fine pass's box and its raw labels and confidences (uint8, canonical axes)."""
+                 report: ProgressCallback, cancel: CancelCheck, probabilities: bool = False
+                 ) -> _BoxPrediction:
+        """The fine pass's box and what it predicted there (see `_BoxPrediction`)."""
         spec = self.card.inference
         encoder = SliceEncoder.for_volume(canonical, spacing, self.card.input, self.predictor.device)
         n_slices, step = canonical.shape[2], spec.coarse_slice_step
@@ -157,7 +184,8 @@ class Segmenter:
             coarse = sorted(set(range(0, n_slices, step)) | {n_slices - 1})
             liver = np.zeros(canonical.shape[:2] + (len(coarse),), dtype=bool)
 
-            def keep_liver(first: int, chosen: np.ndarray, _: np.ndarray) -> None:
+            def keep_liver(first: int, scores: torch.Tensor) -> None:
+                chosen = torch.argmax(scores, dim=1).cpu().numpy()
                 liver[:, :, first: first + len(chosen)] = np.moveaxis(chosen >= LIVER, 0, -1)
 
             self._run_slices(encoder, canonical, coarse, box, keep_liver, report, cancel, 0.0, 0.3,
@@ -167,27 +195,33 @@ class Segmenter:
                 report(0.9, "No liver found")
                 warnings.warn("No liver was found in this volume; the segmentation is empty.",
                               stacklevel=2)
-                empty = LiverBox(slice(0, 1), slice(0, 1), slice(0, 1))
-                return empty, np.zeros(empty.shape, np.uint8), np.zeros(empty.shape, np.uint8)
+                return _BoxPrediction.empty(probabilities)
             box = found
-        labels = np.zeros(box.shape, dtype=np.uint8)
-        confidence = np.zeros(box.shape, dtype=np.uint8)
+        kept = _BoxPrediction(box, np.zeros(box.shape, np.uint8), np.zeros(box.shape, np.uint8),
+                              np.zeros(box.shape + (len(CHANNELS),), np.uint8) if probabilities
+                              else None)
 
-        def keep_all(first: int, chosen: np.ndarray, best: np.ndarray) -> None:
-            labels[:, :, first: first + len(chosen)] = np.moveaxis(chosen, 0, -1)
-            confidence[:, :, first: first + len(chosen)] = np.moveaxis(best, 0, -1)
+        def keep_all(first: int, scores: torch.Tensor) -> None:
+            best, chosen = torch.max(scores, dim=1)
+            where = slice(first, first + len(chosen))
+            kept.labels[:, :, where] = np.moveaxis(chosen.to(torch.uint8).cpu().numpy(), 0, -1)
+            kept.confidence[:, :, where] = np.moveaxis(
+                (best * 255.0).round_().to(torch.uint8).cpu().numpy(), 0, -1)
+            if kept.probabilities is not None:  # (N, 2, x, y) to (x, y, N, 2)
+                values = quantize(scores, chosen).cpu().numpy()
+                kept.probabilities[:, :, where] = values.transpose(2, 3, 0, 1)
 
         self._run_slices(encoder, canonical, list(range(box.z.start, box.z.stop)), box, keep_all,
                          report, cancel, 0.3, 0.9, "Segmenting liver and tumors")
-        return box, labels, confidence
+        return kept
 
     def _run_slices(self, encoder: SliceEncoder, canonical: np.ndarray, slice_indices: list[int],
-                    box: LiverBox, write: Callable[[int, np.ndarray, np.ndarray], None],
+                    box: LiverBox, write: Callable[[int, torch.Tensor], None],
                     report: ProgressCallback, cancel: CancelCheck, start: float, stop: float,
                     message: str) -> None:
         """Predict the given slices inside the box's in-plane region, batch by batch; `write`
-        receives the batch's position in `slice_indices`, its labels and its confidences (uint8,
-        0..255), each (slices, x, y)."""
+        receives the batch's position in `slice_indices` and its class probabilities (slices,
+        classes, x, y) on the box's native grid."""
         region = (box.x, box.y)
         grid = encoder.grid((box.shape[0], box.shape[1]))
         batch_size = self.card.inference.batch_size
@@ -197,10 +231,7 @@ class Segmenter:
             batch = slice_indices[first: first + batch_size]
             slices, slabs = read_slices(canonical, batch, self.card.input, region)
             images = encoder.encode_slices(slices)[slabs].flatten(1, 2)
-            probabilities = from_model_grid(self.predictor.predict(images), grid)
-            best, chosen = torch.max(probabilities, dim=1)
-            write(first, chosen.to(torch.uint8).cpu().numpy(),
-                  (best * 255.0).round_().to(torch.uint8).cpu().numpy())
+            write(first, from_model_grid(self.predictor.predict(images), grid))
             done = (first + len(batch)) / len(slice_indices)
             report(start + (stop - start) * done,
                    f"{message} ({first + len(batch)}/{len(slice_indices)} slices)")

@@ -17,7 +17,7 @@ from .inputs import CaseInput, case_name, check_dicom_seg_inputs, read_input
 from .model.card import PostprocessingSpec
 from .reporting.figures import save_overlay_montage
 from .volume.checks import as_scalar_3d
-from .volume.io import write_label_nifti
+from .volume.io import write_boxed_nifti, write_label_nifti
 
 if TYPE_CHECKING:  # the pipeline imports torch: this module must not, so reading can start first
     from .pipeline import CancelCheck, ProgressCallback, SegmentationResult, Segmenter
@@ -31,12 +31,14 @@ class CaseOutputs:
     statistics: Path
     overlay: Path
     dicom_seg: Path
+    probabilities: Path
 
     @classmethod
     def for_input(cls, input_path: Path, output_dir: Path) -> CaseOutputs:
         stem = case_name(Path(input_path))
         return cls(output_dir / f"{stem}_seg.nii.gz", output_dir / f"{stem}_stats.json",
-                   output_dir / f"{stem}_overlay.png", output_dir / f"{stem}_seg.dcm")
+                   output_dir / f"{stem}_overlay.png", output_dir / f"{stem}_seg.dcm",
+                   output_dir / f"{stem}_probabilities.nii.gz")
 
 
 def ensure_writable_directory(path: Path) -> None:
@@ -82,24 +84,26 @@ def segment_and_score(segmenter: Segmenter, cases: list[tuple[str, Path, Path]],
 def segment_file(segmenter: Segmenter, input_path: Path, output_dir: Path, overlay: bool = False,
                  force: bool = False, postprocessing: PostprocessingSpec | None = None,
                  progress: ProgressCallback | None = None, cancel: CancelCheck = None,
-                 dicom_seg: bool = False,
-                 series_uid: str | None = None) -> tuple[SegmentationResult, CaseOutputs]:
+                 dicom_seg: bool = False, series_uid: str | None = None,
+                 probabilities: bool = False) -> tuple[SegmentationResult, CaseOutputs]:
     """Read, segment and write one input (see `read_input` and `segment_input`)."""
     if dicom_seg:
         check_dicom_seg_inputs([Path(input_path)])
     return segment_input(segmenter, read_input(input_path, series_uid), output_dir, overlay, force,
-                         postprocessing, progress, cancel, dicom_seg)
+                         postprocessing, progress, cancel, dicom_seg, probabilities)
 
 
 def segment_input(segmenter: Segmenter, case: CaseInput, output_dir: Path, overlay: bool = False,
                   force: bool = False, postprocessing: PostprocessingSpec | None = None,
                   progress: ProgressCallback | None = None, cancel: CancelCheck = None,
-                  dicom_seg: bool = False) -> tuple[SegmentationResult, CaseOutputs]:
+                  dicom_seg: bool = False,
+                  probabilities: bool = False) -> tuple[SegmentationResult, CaseOutputs]:
     """Segment an input already read and write its outputs; each output appears whole or not at all.
-    `dicom_seg` also writes a DICOM SEG, which needs a DICOM series as input."""
+    `dicom_seg` also writes a DICOM SEG, which needs a DICOM series as input; `probabilities` the
+    liver and tumour probability map (`probabilities.py`) on the input's grid."""
     input_path, series, volume = case.path, case.series, case.volume
     result = segmenter.segment(volume, force=force, postprocessing=postprocessing,
-                               progress=progress, cancel=cancel)
+                               progress=progress, cancel=cancel, probabilities=probabilities)
     statistics = result.statistics
     statistics["input"] = str(input_path)
     outputs = CaseOutputs.for_input(input_path, Path(output_dir))
@@ -118,6 +122,12 @@ def segment_input(segmenter: Segmenter, case: CaseInput, output_dir: Path, overl
                                               segmenter.card.weights_sha256, statistics["warnings"])
         statistics["dicom"].update(record)
     write_label_nifti(outputs.segmentation, result.labels, volume.affine)
+    if result.probabilities is not None:
+        from .probabilities import DESCRIPTION
+
+        found = result.probabilities
+        write_boxed_nifti(outputs.probabilities, found.shape, found.region, found.values,
+                          volume.affine, DESCRIPTION)
     if seg_dataset is not None:
         from .dicom.seg import save_dataset
 

@@ -235,3 +235,27 @@ def test_seg_nrrd_and_labelmap_exports_round_trip(scene, logic, tmp_path):
     exported = read_volume(tmp_path / "labels.nii.gz")
     np.testing.assert_array_equal(np.asarray(exported.array), labels)
     assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_probabilities_become_two_volume_nodes_named_after_the_input(scene, logic, random_card):
+    ct_path, _ = data_case("tiny64")
+    node = load_volume_node(scene, ct_path)
+    volume = logic.volumeFromNode(node)
+    expected = Segmenter(random_card, "cpu").segment(volume, probabilities=True).probabilities
+    segmentation = None
+    for _ in range(2):  # a re-run into the same segmentation refreshes the same nodes
+        logic.process(node, segmentation, device="cpu", probabilities=True)
+        segmentation = logic.lastSegmentationNode
+        nodes = logic.probabilityNodes(logic.lastSegmentationNode)
+        assert {name: n.GetName() for name, n in nodes.items()} == {
+            "liver": "tiny64_ct liver probability", "tumor": "tiny64_ct tumor probability"}
+        for name, probability in nodes.items():
+            voxels = slicer.util.arrayFromVolume(probability).transpose(2, 1, 0)
+            np.testing.assert_array_equal(voxels, expected.channel(name))
+            matrix, reference = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+            probability.GetIJKToRASMatrix(matrix)
+            node.GetIJKToRASMatrix(reference)
+            assert all(matrix.GetElement(r, c) == reference.GetElement(r, c)
+                       for r in range(4) for c in range(4))
+    scalar_volumes = scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+    assert scalar_volumes.GetNumberOfItems() == 3, "the CT and two probability nodes, no duplicates"

@@ -134,13 +134,15 @@ def run_child(code: str, args: list[str], env: dict | None = None) -> tuple[dict
     return json.loads(stdout.strip().splitlines()[-1]), wall, usage.ru_maxrss * 1024 / GIB
 
 
-def measure(ct: Path, card: str, device: str, runs: int, slicer_logic: bool) -> dict:
+def measure(ct: Path, card: str, device: str, runs: int, slicer_logic: bool,
+            outputs: list[str]) -> dict:
     voxels = 1
     import nibabel as nib
 
     for n in nib.load(str(ct)).shape:
         voxels *= n
-    command = ["segment", str(ct), "--device", device] + ([] if card == "bundled" else ["--model", card])
+    command = ["segment", str(ct), "--device", device, *outputs] + \
+        ([] if card == "bundled" else ["--model", card])
     with tempfile.TemporaryDirectory() as out:
         process = [run_child(CLI_CHILD, command + ["-o", out]) for _ in range(runs + 1)][1:]  # first: warm-up
     engine, _, _ = run_child(ENGINE_CHILD, [card, str(ct), device, str(runs)])
@@ -168,6 +170,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pad-in-plane", type=int, default=0, metavar="N",
                         help="pad cropped source CTs with air to N x N in-plane (packed data)")
+    parser.add_argument("--probabilities", action="store_true",
+                        help="the segment process also writes the probability map "
+                             "(results: segment_<device>_probabilities.json)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     import importlib.util
@@ -189,13 +194,17 @@ def main() -> None:
             source, slices = sources[name]
             ct = source if slices is None else build_case(source, slices, Path(work) / f"{name}_ct.nii.gz",
                                                           args.pad_in_plane)
-            rows[name] = measure(ct, card, args.device, args.runs, slicer_logic and name == "cpu")
+            rows[name] = measure(ct, card, args.device, args.runs, slicer_logic and name == "cpu",
+                                 ["--probabilities"] if args.probabilities else [])
             print(name, rows[name], file=sys.stderr)
     device_name = (torch.cuda.get_device_name(0) if args.device == "cuda" else
                    f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})")
     report = {"device": device_name, "model": card, "runs": args.runs, "date": time.strftime("%Y-%m-%d"),
-              "torch": torch.__version__, "python": platform.python_version(), "cases": rows}
-    atomic_write_json(args.output / f"segment_{args.device}.json", report)
+              "torch": torch.__version__, "python": platform.python_version(),
+              "segment_outputs": "labels, statistics" + (", probability map" if args.probabilities
+                                                         else ""), "cases": rows}
+    suffix = "_probabilities" if args.probabilities else ""
+    atomic_write_json(args.output / f"segment_{args.device}{suffix}.json", report)
     print(f"Device: {device_name}; runtime: {next(iter(rows.values()))['runtime'] if rows else '-'}")
     print(markdown_table(
         ["case", "shape", "whole process s", "engine in memory s", "model load s",

@@ -25,6 +25,9 @@ from .table import write_statistics_table
 
 # The segment tag that says what a segment holds (`segments.SegmentStyle.contents`).
 SEGMENT_DESCRIPTION_TAG = "Description"
+# Node reference roles from a segmentation node to its probability volume nodes, by channel.
+PROBABILITY_ROLES = {"liver": "LiverTumorSegLiverProbability",
+                     "tumor": "LiverTumorSegTumorProbability"}
 
 if TYPE_CHECKING:  # the pipeline imports torch; Slicer must be able to import this module without it
     from ..pipeline import CancelCheck, SegmentationResult, Segmenter
@@ -135,15 +138,19 @@ class MrmlSegmentationLogic:
     def compute(self, volume: Volume, device: str = "auto",
                 progressCallback: Callable[[float, str], None] | None = None,
                 cancelEvent: CancelCheck | None = None, force: bool = False,
-                postprocessing: PostprocessingSpec | None = None) -> SegmentationResult:
-        """Run the engine; touches no MRML, so it may run on a worker thread."""
+                postprocessing: PostprocessingSpec | None = None,
+                probabilities: bool = False) -> SegmentationResult:
+        """Run the engine; touches no MRML, so it may run on a worker thread. `probabilities`: also
+        compute the liver and tumour probability map (written by `applyResult`)."""
         return self.segmenter(device).segment(volume, force=force, postprocessing=postprocessing,
-                                              progress=progressCallback, cancel=cancelEvent)
+                                              progress=progressCallback, cancel=cancelEvent,
+                                              probabilities=probabilities)
 
     # ---- step 3: write the output (main thread) -----------------------------------------------
     def applyResult(self, result: SegmentationResult, inputVolumeNode,
                     outputSegmentationNode=None):
-        """Write the `Liver` and `Tumor` segments and the statistics table; return the node.
+        """Write the `Liver` and `Tumor` segments and the statistics table (and, when the result has
+        them, the probability volume nodes); return the segmentation node.
 
         Only the two segments named `Liver` and `Tumor` are replaced (their IDs kept); every other
         segment of the node is left untouched.
@@ -166,7 +173,33 @@ class MrmlSegmentationLogic:
                 raise OutputError(f"Could not write the {style.name} segment into "
                                   f"'{outputSegmentationNode.GetName()}'.")
         write_statistics_table(self.scene, result.statistics, outputSegmentationNode)
+        if result.probabilities is not None:
+            self._writeProbabilities(result, inputVolumeNode, outputSegmentationNode)
         return outputSegmentationNode
+
+    def probabilityNodes(self, segmentationNode) -> dict[str, Any]:
+        """The probability volume nodes of a segmentation node, by channel ('liver', 'tumor')."""
+        nodes = {name: segmentationNode.GetNodeReference(role)
+                 for name, role in PROBABILITY_ROLES.items()}
+        return {name: node for name, node in nodes.items() if node is not None}
+
+    def _writeProbabilities(self, result: SegmentationResult, inputVolumeNode, segmentationNode):
+        """One scalar volume node per channel on the input's grid (uint8, softmax x 255), named
+        after the input and referenced by the segmentation node, so a re-run refreshes them."""
+        import vtk
+
+        slicer = _slicer()
+        matrix = vtk.vtkMatrix4x4()
+        inputVolumeNode.GetIJKToRASMatrix(matrix)
+        existing = self.probabilityNodes(segmentationNode)
+        for name, role in PROBABILITY_ROLES.items():
+            node = existing.get(name) or self.scene.AddNewNodeByClass(
+                "vtkMRMLScalarVolumeNode", f"{inputVolumeNode.GetName()} {name} probability")
+            segmentationNode.SetNodeReferenceID(role, node.GetID())
+            slicer.util.updateVolumeFromArray(
+                node, np.ascontiguousarray(result.probabilities.channel(name).transpose(2, 1, 0)))
+            node.SetIJKToRASMatrix(matrix)
+            node.SetAndObserveTransformNodeID(inputVolumeNode.GetTransformNodeID())
 
     @staticmethod
     def _segmentFor(segmentation, style: SegmentStyle) -> str:
@@ -196,10 +229,13 @@ class MrmlSegmentationLogic:
     def process(self, inputVolumeNode, outputSegmentationNode=None, device: str = "auto",
                 progressCallback: Callable[[float, str], None] | None = None,
                 cancelEvent: CancelCheck | None = None, force: bool = False,
-                postprocessing: PostprocessingSpec | None = None) -> dict[str, Any]:
-        """Segment `inputVolumeNode`; return the statistics dictionary the CLI writes as JSON."""
+                postprocessing: PostprocessingSpec | None = None,
+                probabilities: bool = False) -> dict[str, Any]:
+        """Segment `inputVolumeNode`; return the statistics dictionary the CLI writes as JSON.
+        `probabilities`: also write the liver and tumour probability volume nodes."""
         volume = self.volumeFromNode(inputVolumeNode)
-        result = self.compute(volume, device, progressCallback, cancelEvent, force, postprocessing)
+        result = self.compute(volume, device, progressCallback, cancelEvent, force, postprocessing,
+                              probabilities)
         self.lastSegmentationNode = self.applyResult(result, inputVolumeNode, outputSegmentationNode)
         return result.statistics
 

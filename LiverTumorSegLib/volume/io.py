@@ -85,3 +85,39 @@ def write_label_nifti(path: Path, labels: np.ndarray, affine: np.ndarray) -> Non
     with atomic_output(path) as tmp:
         # nibabel picks compression from the name, so keep '.nii.gz' at the end of the temporary.
         nib.save(image, str(tmp))
+
+
+def write_boxed_nifti(path: Path, shape: tuple[int, int, int], region: tuple[slice, slice, slice],
+                      values: np.ndarray, affine: np.ndarray, description: str) -> None:
+    """Write, atomically, a uint8 NIfTI on a grid of `shape` (plus the trailing channel axes of
+    `values`) that holds `values` inside `region` and 0 elsewhere, one plane at a time: the whole
+    array never exists in memory. The header's description says what the values mean; no scaling
+    (scl_slope) is set."""
+    import gzip
+
+    import nibabel as nib
+
+    channels = values.shape[3:]
+    header = nib.Nifti1Header()
+    header.set_data_shape(tuple(shape) + channels)
+    header.set_data_dtype(np.uint8)
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header.set_xyzt_units("mm", "sec")
+    header["descrip"] = description.encode("ascii")[:79]
+    header["vox_offset"] = _NIFTI_DATA_OFFSET
+    plane = np.zeros(shape[:2], dtype=np.uint8)
+    with atomic_output(Path(path)) as tmp, gzip.open(tmp, "wb", compresslevel=1) as handle:
+        handle.write(header.binaryblock)
+        handle.write(b"\0" * (_NIFTI_DATA_OFFSET - len(header.binaryblock)))  # no extensions
+        for channel in np.ndindex(*channels):  # NIfTI order: x fastest, then y, z, channels
+            for z in range(shape[2]):
+                plane[:] = 0
+                if region[2].start <= z < region[2].stop:
+                    plane[region[0], region[1]] = values[(slice(None), slice(None),
+                                                          z - region[2].start) + channel]
+                handle.write(plane.tobytes(order="F"))
+
+
+_NIFTI_DATA_OFFSET = 352  # a single-file NIfTI-1: 348-byte header, 4 bytes of extension flags
+

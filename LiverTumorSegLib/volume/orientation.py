@@ -26,15 +26,25 @@ class Reorientation:
     obliquity_degrees: float
 
     def to_canonical(self, array: np.ndarray) -> np.ndarray:
-        """A view of `array` (input order) in canonical order."""
-        view = np.transpose(array, self.axes)
+        """A view of `array` (input order; trailing axes beyond the third kept) in canonical order."""
+        view = np.transpose(array, self.axes + tuple(range(3, array.ndim)))
         slices = tuple(slice(None, None, -1) if f else slice(None) for f in self.flips)
         return view[slices]
 
     def from_canonical(self, array: np.ndarray) -> np.ndarray:
-        """A contiguous copy of `array` (canonical order) in the input's order."""
+        """A contiguous copy of `array` (canonical order; trailing axes kept) in the input's order.
+        Works on the whole grid and on any box of it."""
         slices = tuple(slice(None, None, -1) if f else slice(None) for f in self.flips)
-        return np.ascontiguousarray(np.transpose(array[slices], np.argsort(self.axes)))
+        order = tuple(int(a) for a in np.argsort(self.axes)) + tuple(range(3, array.ndim))
+        return np.ascontiguousarray(np.transpose(array[slices], order))
+
+    def input_region(self, canonical: tuple[slice, slice, slice]) -> tuple[slice, slice, slice]:
+        """Where a box of the canonical grid (slices with start and stop) lies on the input grid."""
+        region: list[slice] = [slice(0)] * 3
+        for n, (box, flipped) in enumerate(zip(canonical, self.flips)):
+            length = self.input_shape[self.axes[n]]
+            region[self.axes[n]] = slice(length - box.stop, length - box.start) if flipped else box
+        return tuple(region)  # type: ignore[return-value]
 
     @property
     def canonical_affine(self) -> np.ndarray:
