@@ -23,6 +23,7 @@ from ..model.card import InputSpec
 from ..preprocessing import SliceEncoder, histogram_edges, histogram_lookup, labels_to_model_grid, slab_offsets
 from .augment import AugmentSpec, augment_batch
 from .dataset import CachedCase, choose_slice
+from .lesion_shapes import LesionShapeBank
 from .synthetic_tumors import LesionSpec, insert_lesions
 
 DEVICE_MEMORY_SHARE = 0.5  # cases go to the GPU when they take at most this share of its free memory
@@ -86,9 +87,11 @@ class BatchSampler:
 
     def __init__(self, cases: list[CachedCase], spec: InputSpec, sampling: SamplingSpec,
                  device: torch.device, seed: int, augment: AugmentSpec | None = AugmentSpec(),
-                 lesions: LesionSpec = LesionSpec()):
+                 lesions: LesionSpec = LesionSpec(), shapes: LesionShapeBank | None = None):
+        """`shapes`: real lesion shapes for the share of synthetic lesions `lesions` says."""
         self.spec, self.sampling, self.device = spec, sampling, torch.device(device)
         self.augment, self.lesions = augment, lesions
+        self.shapes = shapes.to(self.device) if shapes is not None else None
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         store = storage_device(cases, self.device)
@@ -145,7 +148,8 @@ class BatchSampler:
         if len(synthetic):
             chosen = torch.from_numpy(synthetic).to(self.device)
             lesion_hu, lesion_labels = hu[chosen].float(), slab_labels[chosen]
-            insert_lesions(lesion_hu, lesion_labels, case.source.spacing, self.generator, self.lesions)
+            insert_lesions(lesion_hu, lesion_labels, case.source.spacing, self.generator, self.lesions,
+                           self.shapes)
             hu = hu.float()
             hu[chosen], slab_labels[chosen] = lesion_hu, lesion_labels
         grid = case.encoder.grid(tuple(hu.shape[-2:]))

@@ -25,7 +25,9 @@ def command_train(args: argparse.Namespace) -> int:
     config = TrainingConfig.load(
         Path(args.config), seed=args.seed, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size, crop_size=args.crop_size, learning_rate=args.learning_rate,
-        loss=args.loss, schedule=args.schedule, synthetic_tumor_rate=args.synthetic_tumor_rate)
+        loss=args.loss, schedule=args.schedule, synthetic_tumor_rate=args.synthetic_tumor_rate,
+        lesion_shapes=args.lesion_shapes, real_shape_rate=args.real_shape_rate,
+        border_negative_weight=args.border_negative_weight)
     if args.arch:
         architecture = parse_architecture(args.arch)
         config = dataclasses.replace(config, architecture=architecture,
@@ -101,6 +103,15 @@ def add_training_commands(commands) -> None:
                        ("--batch-size", int), ("--crop-size", int), ("--learning-rate", float),
                        ("--synthetic-tumor-rate", float)):
         train.add_argument(flag, type=kind, help="override the config's value")
+    lesions = train.add_argument_group("synthetic lesions and negatives")
+    lesions.add_argument("--lesion-shapes", metavar="DIR",
+                         help="folder of label maps (*_label.nii.gz, 2 = tumour) whose tumours shape "
+                              "a share of the synthetic lesions, e.g. ../shared/data/ircadb_masks")
+    lesions.add_argument("--real-shape-rate", type=float,
+                         help="share of synthetic lesions shaped like a real one (default 0.5)")
+    lesions.add_argument("--border-negative-weight", type=float, metavar="W",
+                         help="loss weight of non-tumour pixels within 10 mm of the liver's border "
+                              "(default 1: no extra weight)")
     train.add_argument("--loss", choices=("ce_dice", "tversky"))
     train.add_argument("--schedule", choices=("onecycle", "cosine", "plateau"))
     train.add_argument("--no-augment", action="store_true", help="switch augmentation off")

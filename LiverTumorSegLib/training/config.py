@@ -56,6 +56,10 @@ class TrainingConfig:
     class_weights: tuple[float, float, float] = (1.0, 1.0, 3.0)
     sampling: dict[str, float] = field(default_factory=lambda: {"tumor": 0.3, "liver": 0.5})
     synthetic_tumor_rate: float = 0.5
+    lesion_shapes: str | None = None  # folder of label maps whose tumours shape synthetic lesions
+    real_shape_rate: float = 0.5  # share of synthetic lesions shaped like a real one (with a folder)
+    border_negative_weight: float = 1.0  # loss weight of non-tumour pixels near the liver's border
+    border_band_mm: float = 10.0  # how near: within this distance of the liver's border
     augment: bool = True
     excluded_cases: tuple[str, ...] = EXCLUDED_CASES
 

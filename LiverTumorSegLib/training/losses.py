@@ -1,9 +1,12 @@
-"""Segmentation losses: weighted cross-entropy + soft Dice (default) or Tversky."""
+"""Segmentation losses: weighted cross-entropy + soft Dice (default) or Tversky, and the optional
+extra weight on the non-tumour pixels along the liver's border (where false lesions appear)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from ..labels import TUMOR
 
 LOSSES = ("ce_dice", "tversky")
 
@@ -35,11 +38,33 @@ def tversky_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.7,
     return 1.0 - index[1:].mean()
 
 
+def border_negative_weights(labels: torch.Tensor, band_pixels: int, weight: float) -> torch.Tensor:
+    """Per-pixel loss weights (B, H, W): `weight` for pixels that are not tumour and lie within
+    `band_pixels` of the border of the liver (liver or tumour label), inside or outside it; 1
+    elsewhere."""
+    organ = (labels > 0).float()[:, None]
+    size = 2 * band_pixels + 1
+    dilated = F.max_pool2d(organ, size, stride=1, padding=band_pixels)
+    eroded = 1.0 - F.max_pool2d(1.0 - organ, size, stride=1, padding=band_pixels)
+    near_border = (dilated - eroded)[:, 0] > 0
+    return torch.where(near_border & (labels != TUMOR), weight, 1.0)
+
+
 def segmentation_loss(name: str, logits: torch.Tensor, labels: torch.Tensor,
-                      class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The configured loss; `ce_dice` is weighted cross-entropy plus soft Dice."""
+                      class_weights: torch.Tensor | None = None,
+                      pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The configured loss; `ce_dice` is weighted cross-entropy plus soft Dice. `pixel_weights`
+    (B, H, W) weigh each pixel's cross-entropy on top of its class weight (ce_dice only)."""
     if name == "ce_dice":
-        return F.cross_entropy(logits.float(), labels, weight=class_weights) + dice_loss(logits, labels)
+        if pixel_weights is None:
+            cross_entropy = F.cross_entropy(logits.float(), labels, weight=class_weights)
+        else:
+            per_pixel = F.cross_entropy(logits.float(), labels, reduction="none")
+            weights = pixel_weights * (class_weights[labels] if class_weights is not None else 1.0)
+            cross_entropy = (per_pixel * weights).sum() / weights.sum()
+        return cross_entropy + dice_loss(logits, labels)
+    if pixel_weights is not None:
+        raise ValueError("Pixel weights (the border negative weight) work with the ce_dice loss only.")
     if name == "tversky":
         return tversky_loss(logits, labels)
     raise ValueError(f"Unknown loss '{name}'; choose one of {', '.join(LOSSES)}.")

@@ -2,6 +2,8 @@
 Segmentation"): distorted-ellipsoid shapes, textures from scaled-up Gaussian noise, mostly hypodense
 (some hyperdense) intensities relative to the surrounding parenchyma, placed in liver parenchyma away
 from bright vessels, blended smoothly at the edge. The label becomes 2 where the lesion is placed.
+Optionally, a share of the lesions takes its shape and size from a bank of real lesions
+(`lesion_shapes.py`), turned, mirrored and scaled a little.
 
 Lesions are built in 3D millimetres on whole 2.5D slabs, so the context slices of a training sample
 see one consistent lesion. Everything runs in torch on the batch's device, a whole batch of slabs at
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..labels import LIVER, TUMOR
+from .lesion_shapes import EXTENT, LesionShapeBank
 
 DISTORTION_CELLS = 4
 TEXTURE_GRID = 16
@@ -36,12 +39,17 @@ class LesionSpec:
     distortion: float = 0.18
     max_lesions: int = 3
     min_parenchyma_voxels: int = 50
+    real_shape_rate: float = 0.0  # share of lesions shaped (and sized) like a real one of the bank
+    real_scale: tuple[float, float] = (0.75, 1.33)  # a real lesion's size is scaled by this much
 
     @property
     def max_reach_mm(self) -> float:
-        """How far from its centre the largest lesion can reach (its longest semi-axis, the
-        distortion's margin and the blended edge)."""
-        return self.diameter_mm[1] / 2 * 1.3 * 1.4 + self.edge_mm[1]
+        """How far from its centre the largest lesion can reach: an ellipsoid's longest semi-axis
+        with the distortion's margin, or a real shape's cube (at most the largest diameter), plus
+        the blended edge."""
+        ellipsoid = self.diameter_mm[1] / 2 * 1.3 * 1.4
+        real = EXTENT * self.diameter_mm[1] / 2 if self.real_shape_rate > 0 else 0.0
+        return max(ellipsoid, real) + self.edge_mm[1]
 
 
 def _uniform(low: float, high: float, shape: tuple[int, ...], generator: torch.Generator,
@@ -67,18 +75,54 @@ def _smooth_noise(position: torch.Tensor, cells: torch.Tensor, grid: int, genera
 
 
 def insert_lesions(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, float, float],
-                   generator: torch.Generator, spec: LesionSpec = LesionSpec()) -> torch.Tensor:
+                   generator: torch.Generator, spec: LesionSpec = LesionSpec(),
+                   shapes: LesionShapeBank | None = None) -> torch.Tensor:
     """Insert between one and `spec.max_lesions` lesions into each slab, in place.
 
     `hu` (B, S, X, Y) float HU and `labels` (B, S, X, Y) uint8 are whole 2.5D slabs whose middle
-    slice is the training slice; `spacing` is (x, y, slice) in mm. Returns per slab whether at least
-    one lesion was placed (a slab without parenchyma in its middle slice gets none)."""
+    slice is the training slice; `spacing` is (x, y, slice) in mm; `shapes`, on the slabs' device,
+    serves the real-shaped share (`spec.real_shape_rate`). Returns per slab whether at least one
+    lesion was placed (a slab without parenchyma in its middle slice gets none)."""
     counts = torch.randint(1, spec.max_lesions + 1, (hu.shape[0],), generator=generator,
                            device=hu.device)
     placed = torch.zeros(hu.shape[0], dtype=torch.bool, device=hu.device)
     for round_ in range(spec.max_lesions):
-        placed |= _insert_one(hu, labels, spacing, generator, spec, counts > round_)
+        placed |= _insert_one(hu, labels, spacing, generator, spec, counts > round_, shapes)
     return placed
+
+
+@dataclass
+class _RealShapes:
+    """The real-shape choices of one round: which slabs take a real shape, which one, its radius
+    (mm, real times a scale) and its mirroring."""
+
+    chosen: torch.Tensor  # (B,) bool
+    index: torch.Tensor  # (B,) into the bank
+    radius: torch.Tensor  # (B,) mm
+    signs: torch.Tensor  # (B, 3) of ±1: mirror along u, v, slice
+
+    def distance(self, shapes: LesionShapeBank, u: torch.Tensor, v: torch.Tensor, dz: torch.Tensor,
+                 radius: torch.Tensor) -> torch.Tensor:
+        """The chosen shapes' normalised distance at in-plane offsets u, v and slice offset dz
+        (mm, broadcastable to (B, S, X, Y)): 1 on the surface, below 1 inside."""
+        scale = (EXTENT * radius).view(-1, 1, 1, 1)
+        shape = torch.broadcast_shapes(u.shape, v.shape, dz.shape)
+        # grid_sample order for a (D, H, W) = (i, j, k) cube: (k, j, i)
+        grid = torch.stack([(self.signs[:, 2].view(-1, 1, 1, 1) * dz / scale).expand(shape),
+                            (self.signs[:, 1].view(-1, 1, 1, 1) * v / scale).expand(shape),
+                            (self.signs[:, 0].view(-1, 1, 1, 1) * u / scale).expand(shape)], dim=-1)
+        return F.grid_sample(shapes.fields[self.index], grid, mode="bilinear",
+                             padding_mode="border", align_corners=True)[:, 0]
+
+
+def _draw_real_shapes(shapes: LesionShapeBank, batch: int, spec: LesionSpec,
+                      generator: torch.Generator, device: torch.device) -> _RealShapes:
+    chosen = torch.rand(batch, generator=generator, device=device) < spec.real_shape_rate
+    index = torch.randint(len(shapes), (batch,), generator=generator, device=device)
+    scale = _uniform(*spec.real_scale, (batch,), generator, device)
+    radius = (shapes.radii_mm[index] * scale).clamp(max=spec.diameter_mm[1] / 2)
+    signs = torch.randint(0, 2, (batch, 3), generator=generator, device=device) * 2.0 - 1.0
+    return _RealShapes(chosen, index, radius, signs)
 
 
 def _lesion_box(centre_px: torch.Tensor, half: int, size: int) -> torch.Tensor:
@@ -90,7 +134,8 @@ def _lesion_box(centre_px: torch.Tensor, half: int, size: int) -> torch.Tensor:
 
 
 def _insert_one(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, float, float],
-                generator: torch.Generator, spec: LesionSpec, active: torch.Tensor) -> torch.Tensor:
+                generator: torch.Generator, spec: LesionSpec, active: torch.Tensor,
+                shapes: LesionShapeBank | None = None) -> torch.Tensor:
     """One lesion in each active slab (see `insert_lesions`); returns where one was placed.
 
     The lesion is computed only in the in-plane box its largest possible extent fits (the same
@@ -114,11 +159,17 @@ def _insert_one(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, fl
         return _uniform(low, high, (batch, *shape), generator, device)
 
     radius = torch.exp(draw(math.log(spec.diameter_mm[0] / 2), math.log(spec.diameter_mm[1] / 2)))
+    real = None
+    if shapes is not None and spec.real_shape_rate > 0:
+        real = _draw_real_shapes(shapes, batch, spec, generator, device)
+        radius = torch.where(real.chosen, real.radius, radius)
     semi_axes = radius[:, None] * draw(0.7, 1.3, 3)
     centre_x, centre_y = flat // size_y, flat % size_y
     centre = torch.stack([centre_x.float() * sx, centre_y.float() * sy,
                           (middle + draw(-0.4, 0.4) * radius / sz) * sz], dim=1)
     reach = semi_axes.max(dim=1).values * 1.4 + spec.edge_mm[1]
+    if real is not None:
+        reach = torch.where(real.chosen, EXTENT * radius, reach)
     ix = _lesion_box(centre_x, math.ceil(spec.max_reach_mm / sx), size_x)  # (B, Lx)
     iy = _lesion_box(centre_y, math.ceil(spec.max_reach_mm / sy), size_y)  # (B, Ly)
     dx = (ix * sx).view(batch, 1, -1, 1) - centre[:, 0].view(-1, 1, 1, 1)
@@ -137,6 +188,9 @@ def _insert_one(hu: torch.Tensor, labels: torch.Tensor, spacing: tuple[float, fl
     distortion_cells = torch.full((batch,), float(DISTORTION_CELLS), device=device)
     distance = distance + spec.distortion * _smooth_noise(position, distortion_cells,
                                                           DISTORTION_CELLS, generator)
+    if real is not None:
+        distance = torch.where(real.chosen.view(-1, 1, 1, 1),
+                               real.distance(shapes, u, v, dz, radius), distance)
     # The box of every slab, as indices into the slabs: (B, S, Lx, Ly) after broadcasting.
     box = (torch.arange(batch, device=device).view(-1, 1, 1, 1),
            torch.arange(depth, device=device).view(1, -1, 1, 1), ix[:, None, :, None],

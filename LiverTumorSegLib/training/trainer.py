@@ -31,8 +31,10 @@ from .batches import BatchSampler, SamplingSpec
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .dataset import Case, cache_case, find_cases, split_cases
+from .lesion_shapes import load_lesion_shapes
 from .lineage import Lineage, initial_weights
-from .losses import segmentation_loss
+from .losses import border_negative_weights, segmentation_loss
+from .synthetic_tumors import LesionSpec
 from .validation import HeldOutCase, load_held_out, validate, validation_row
 
 PROBE_WARMUP_STEPS = 3
@@ -159,7 +161,11 @@ class TrainingStep:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = self.model(images)
-        loss = segmentation_loss(self.config.loss, logits, labels, self.class_weights)
+        pixel_weights = None
+        if self.config.border_negative_weight != 1.0:
+            band = round(self.config.border_band_mm / self.config.input.pixel_size_mm)
+            pixel_weights = border_negative_weights(labels, band, self.config.border_negative_weight)
+        loss = segmentation_loss(self.config.loss, logits, labels, self.class_weights, pixel_weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -272,10 +278,16 @@ class _Run:
         if not dist.main:
             cached = [cache_case(c, run_log.output_dir / "cache") for c in split.train]
         torch.manual_seed(config.seed + dist.rank)
+        shapes = load_lesion_shapes(config.lesion_shapes) if config.lesion_shapes else None
+        if shapes is not None:
+            run_log.say(f"real lesion shapes: {shapes.source}, for a share of "
+                        f"{config.real_shape_rate:g} of the synthetic lesions")
         sampler = BatchSampler(cached, config.input, SamplingSpec(
             crop_size=config.crop_size, sampling=tuple(config.sampling.items()),
             synthetic_tumor_rate=config.synthetic_tumor_rate), dist.device,
-            seed=config.seed * 1000 + dist.rank, augment=AugmentSpec() if config.augment else None)
+            seed=config.seed * 1000 + dist.rank, augment=AugmentSpec() if config.augment else None,
+            lesions=LesionSpec(real_shape_rate=config.real_shape_rate if shapes else 0.0),
+            shapes=shapes)
         if init_weights is not None:
             network, lineage = initial_weights(init_weights, config)
         else:
