@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--probabilities", action="store_true",
                         help="the segment process also writes the probability map "
                              "(results: segment_<device>_probabilities.json)")
+    parser.add_argument("--note", help="recorded in the JSON, e.g. what else ran on the machine")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     import importlib.util
@@ -202,7 +203,8 @@ def main() -> None:
     report = {"device": device_name, "model": card, "runs": args.runs, "date": time.strftime("%Y-%m-%d"),
               "torch": torch.__version__, "python": platform.python_version(),
               "segment_outputs": "labels, statistics" + (", probability map" if args.probabilities
-                                                         else ""), "cases": rows}
+                                                         else ""),
+              **({"note": args.note} if args.note else {}), "cases": rows}
     suffix = "_probabilities" if args.probabilities else ""
     atomic_write_json(args.output / f"segment_{args.device}{suffix}.json", report)
     print(f"Device: {device_name}; runtime: {next(iter(rows.values()))['runtime'] if rows else '-'}")
