@@ -69,10 +69,12 @@ def _segment_cases(args: argparse.Namespace, cases: Sequence[Path],
         # The first input is read while torch loads and the model is built (decompression runs
         # outside Python's lock); the others when their turn comes, so one volume is in memory.
         first = reader.submit(read_input, cases[0], args.series) if cases else None
+        from .inference.test_time import DEFAULT_SHIFTS
         from .pipeline import Segmenter
 
         card = _model_card(args.model)
-        segmenter = Segmenter(card, device=args.device, runtime=args.runtime)
+        segmenter = Segmenter(card, device=args.device, runtime=args.runtime,
+                              tta_shifts=DEFAULT_SHIFTS if args.tta else ())
     print(f"Model {card.name} loaded in {segmenter.load_seconds:.1f} s on "
           f"{segmenter.predictor.describe()}", file=sys.stderr)
     postprocessing = _postprocessing(card, args)
@@ -230,6 +232,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default="auto",
                         help="what runs the network (default: auto = OpenVINO on the CPU when "
                              "installed, else PyTorch)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: the fine pass also sees each slice shifted "
+                             "in-plane two ways and averages (about 1.6 times the segmentation time)")
     parser.add_argument("-o", "--output", default="livertumorseg_output", metavar="OUTDIR",
                         help="output folder (created if needed)")
 

@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from .errors import CancelledError
 from .inference import Predictor, TorchPredictor, build_predictor, resolve_device
+from .inference.test_time import predict_with_shifts
 from .labels import LIVER, largest_component
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from .model.network import load_network
@@ -113,11 +114,14 @@ class Segmenter:
     """A loaded model ready to segment volumes; load once, segment many."""
 
     def __init__(self, card: ModelCard | str | Path | None = None, device: str = "auto",
-                 precision: str = "auto", runtime: str = "auto", predictor: Predictor | None = None):
+                 precision: str = "auto", runtime: str = "auto", predictor: Predictor | None = None,
+                 tta_shifts: tuple[tuple[int, int], ...] = ()):
         """`precision`: see `inference.resolve_precision`; `runtime`: see `inference.build_predictor`;
         `predictor`: run this one instead of building one from the card's weights (training
-        validates an in-memory network this way; `reference` uses it too)."""
+        validates an in-memory network this way; `reference` uses it too); `tta_shifts`: in-plane
+        shifts (model pixels) of the extra views the fine pass averages (`inference.test_time`)."""
         started = time.perf_counter()
+        self.tta_shifts = tuple(tuple(shift) for shift in tta_shifts)
         self.card = resolve_model_card(card)
         self.predictor = predictor or build_predictor(self.card, resolve_device(device), precision,
                                                       runtime)
@@ -164,6 +168,8 @@ class Segmenter:
         statistics.update(device=self.predictor.describe(),
                           seconds=round(time.perf_counter() - started, 3),
                           model=self.card.name, warnings=messages)
+        if self.tta_shifts:
+            statistics["test_time_shifts_px"] = [list(shift) for shift in self.tta_shifts]
         output = np.zeros(array.shape, dtype=np.uint8)
         orientation.to_canonical(output)[box.slices] = labels
         probability_map = None if predicted.probabilities is None else ProbabilityMap(
@@ -212,16 +218,16 @@ class Segmenter:
                 kept.probabilities[:, :, where] = values.transpose(2, 3, 0, 1)
 
         self._run_slices(encoder, canonical, list(range(box.z.start, box.z.stop)), box, keep_all,
-                         report, cancel, 0.3, 0.9, "Segmenting liver and tumors")
+                         report, cancel, 0.3, 0.9, "Segmenting liver and tumors", self.tta_shifts)
         return kept
 
     def _run_slices(self, encoder: SliceEncoder, canonical: np.ndarray, slice_indices: list[int],
                     box: LiverBox, write: Callable[[int, torch.Tensor], None],
                     report: ProgressCallback, cancel: CancelCheck, start: float, stop: float,
-                    message: str) -> None:
+                    message: str, shifts: tuple[tuple[int, int], ...] = ()) -> None:
         """Predict the given slices inside the box's in-plane region, batch by batch; `write`
         receives the batch's position in `slice_indices` and its class probabilities (slices,
-        classes, x, y) on the box's native grid."""
+        classes, x, y) on the box's native grid, averaged over the shifted views `shifts` asks for."""
         region = (box.x, box.y)
         grid = encoder.grid((box.shape[0], box.shape[1]))
         batch_size = self.card.inference.batch_size
@@ -231,7 +237,8 @@ class Segmenter:
             batch = slice_indices[first: first + batch_size]
             slices, slabs = read_slices(canonical, batch, self.card.input, region)
             images = encoder.encode_slices(slices)[slabs].flatten(1, 2)
-            write(first, from_model_grid(self.predictor.predict(images), grid))
+            scores = predict_with_shifts(self.predictor.predict, images, shifts)
+            write(first, from_model_grid(scores, grid))
             done = (first + len(batch)) / len(slice_indices)
             report(start + (stop - start) * done,
                    f"{message} ({first + len(batch)}/{len(slice_indices)} slices)")

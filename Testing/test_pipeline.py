@@ -152,3 +152,36 @@ def test_memory_stays_bounded_on_a_large_volume(liver_everywhere_card):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 2.5 * ct.size * 4
+
+
+def test_shifted_views_map_back_onto_their_pixels():
+    from LiverTumorSegLib.inference.test_time import predict_with_shifts, shifted
+
+    images = torch.rand(2, 3, 64, 64)
+    view = shifted(images, 5, -3)
+    assert torch.equal(view[:, :, 0, 10], images[:, :, 5, 7])
+    assert not view[:, :, -5:].any(), "pixels beyond the image are air (0)"
+
+    def pointwise(batch):  # a network that sees each pixel alone: shifting cannot change it
+        return torch.softmax(batch * 4.0, dim=1)
+
+    plain = pointwise(images)
+    averaged = predict_with_shifts(pointwise, images, ((16, 16), (-16, -16), (5, -3)))
+    torch.testing.assert_close(averaged, plain, rtol=0, atol=1e-6)
+
+    def position(batch):  # a "network" that answers with each pixel's row: every view differs
+        rows = torch.arange(batch.shape[-2], dtype=torch.float32).view(1, 1, -1, 1)
+        return rows.expand(batch.shape[0], 1, -1, batch.shape[-1])
+
+    mixed = predict_with_shifts(position, images, ((16, 0),))
+    assert mixed[0, 0, 20, 0] == (20 + 4) / 2, "the original row 20 and the view's row 4"
+    assert mixed[0, 0, 5, 0] == 5, "a pixel only the original saw (the view starts at row 16)"
+
+
+def test_test_time_shifts_are_recorded_and_change_the_fine_pass_only(random_card):
+    volume = Volume(synthetic_ct(), np.diag([1.5, 1.5, 3.0, 1.0]))
+    plain = Segmenter(random_card, device="cpu").segment(volume)
+    tta = Segmenter(random_card, device="cpu", tta_shifts=((16, 16),)).segment(volume)
+    assert tta.statistics["test_time_shifts_px"] == [[16, 16]]
+    assert "test_time_shifts_px" not in plain.statistics
+    assert tta.labels.shape == plain.labels.shape

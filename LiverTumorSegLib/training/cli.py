@@ -64,7 +64,10 @@ def command_evaluate_model(args: argparse.Namespace) -> int:
     for case in [c for c in cases if not c.label_is_truth]:
         print(f"skipping {case.name}: its label was made by a model, not a reference")
     cases = [c for c in cases if c.label_is_truth]
-    segmenter = Segmenter(Path(args.model) if args.model else None, device=args.device)
+    from ..inference.test_time import DEFAULT_SHIFTS
+
+    segmenter = Segmenter(Path(args.model) if args.model else None, device=args.device,
+                          tta_shifts=DEFAULT_SHIFTS if args.tta else ())
     metrics = segment_and_score(segmenter, [(c.name, c.ct, c.label) for c in cases],
                                 output / "predictions")
     summary = write_evaluation(output, metrics)
@@ -132,5 +135,7 @@ def add_training_commands(commands) -> None:
     evaluate.add_argument("--model", metavar="CARD.json", help="default: the bundled model")
     evaluate.add_argument("--cases", nargs="+", metavar="CASE", help="only these cases")
     evaluate.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    evaluate.add_argument("--tta", action="store_true",
+                          help="test-time augmentation, as `segment --tta`")
     evaluate.add_argument("-o", "--output", default="livertumorseg_model_evaluation")
     evaluate.set_defaults(handler=command_evaluate_model)
