@@ -31,6 +31,30 @@ def data_case(name: str) -> tuple[Path, Path]:
     return ct, label
 
 
+def tiny_training_config(path: Path, **training) -> Path:
+    """The shipped training config for a ResNet18 at tiny scale, with `training` overrides."""
+    data = json.loads((REPO / "Resources" / "Model" / "training_config.json").read_text())
+    data["name"] = "tiny-test"
+    data["architecture"] = {"name": "Unet", "encoder_name": "resnet18"}
+    data["training"].update(training)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """tiny64 under both namings: `case_a_ct/_label` and LiTS `volume-3/segmentation-3`."""
+    import shutil
+
+    ct, label = data_case("tiny64")
+    folder = tmp_path_factory.mktemp("tiny_data")
+    shutil.copy(ct, folder / "case_a_ct.nii.gz")
+    shutil.copy(label, folder / "case_a_label.nii.gz")
+    shutil.copy(ct, folder / "volume-3.nii.gz")
+    shutil.copy(label, folder / "segmentation-3.nii.gz")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def manifest() -> dict:
     path = DATA_DIR / "manifest.json"

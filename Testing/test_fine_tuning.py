@@ -3,14 +3,12 @@ on the CPU: the card's weights are what the run starts from, a card that does no
 with each difference named, the new card records its parent and the chain of runs, bf16 autocast
 runs where the hardware computes bf16, and a run cannot both resume and start from weights."""
 
-import json
-import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import REPO, data_case
+from conftest import REPO, tiny_training_config
 
 from LiverTumorSegLib.errors import LiverTumorSegError
 from LiverTumorSegLib.inference import devices
@@ -23,23 +21,9 @@ from LiverTumorSegLib.training.trainer import TrainingStep, train
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    ct, label = data_case("tiny64")
-    folder = tmp_path_factory.mktemp("tiny_data")
-    shutil.copy(ct, folder / "case_a_ct.nii.gz")
-    shutil.copy(label, folder / "case_a_label.nii.gz")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
-    data = json.loads((REPO / "Resources" / "Model" / "training_config.json").read_text())
-    data["name"] = "tiny-test"
-    data["architecture"] = {"name": "Unet", "encoder_name": "resnet18"}
-    data["training"].update(epochs=1, steps_per_epoch=2, batch_size=2, crop_size=64)
-    path = tmp_path_factory.mktemp("config") / "config.json"
-    path.write_text(json.dumps(data))
-    return path
+    return tiny_training_config(tmp_path_factory.mktemp("config") / "config.json", epochs=1,
+                                steps_per_epoch=2, batch_size=2, crop_size=64)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,13 @@ from conftest import data_case, synthetic_ct  # noqa: E402
 from LiverTumorSegLib.errors import CancelledError, InputVolumeError  # noqa: E402
 from LiverTumorSegLib.evaluation import evaluate_files  # noqa: E402
 from LiverTumorSegLib.inputs import read_volume  # noqa: E402
-from LiverTumorSegLib.mrml.logic import MrmlSegmentationLogic  # noqa: E402
+from LiverTumorSegLib.mrml.logic import SEGMENT_DESCRIPTION_TAG, MrmlSegmentationLogic  # noqa: E402
 from LiverTumorSegLib.mrml.selftest import load_volume_node, run_self_test  # noqa: E402
 from LiverTumorSegLib.mrml.table import STATISTICS_TABLE_ROLE, table_rows  # noqa: E402
 from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
 from LiverTumorSegLib.reporting.tables import TEXT_COLUMNS, statistics_rows  # noqa: E402
-from LiverTumorSegLib.mrml.logic import SEGMENT_DESCRIPTION_TAG  # noqa: E402
 from LiverTumorSegLib.segments import LIVER_SEGMENT, TUMOR_SEGMENT  # noqa: E402
-from LiverTumorSegLib.volume.space import Volume
+from LiverTumorSegLib.volume.space import Volume  # noqa: E402
 from LiverTumorSegLib.workflow import segment_file  # noqa: E402
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, data_case
+from conftest import REPO, data_case, tiny_training_config
 from safetensors.torch import load_file
 
 from LiverTumorSegLib.inputs import read_volume
@@ -32,27 +32,9 @@ from LiverTumorSegLib.volume.orientation import plan_reorientation
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    """tiny64 under both namings: `case_a_ct/_label` and LiTS `volume-3/segmentation-3`."""
-    ct, label = data_case("tiny64")
-    folder = tmp_path_factory.mktemp("tiny_data")
-    shutil.copy(ct, folder / "case_a_ct.nii.gz")
-    shutil.copy(label, folder / "case_a_label.nii.gz")
-    shutil.copy(ct, folder / "volume-3.nii.gz")
-    shutil.copy(label, folder / "segmentation-3.nii.gz")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
-    data = json.loads((REPO / "Resources" / "Model" / "training_config.json").read_text())
-    data["name"] = "tiny-test"
-    data["architecture"] = {"name": "Unet", "encoder_name": "resnet18"}
-    data["training"].update(epochs=2, steps_per_epoch=8, batch_size=4, crop_size=64,
-                            learning_rate=0.003)
-    path = tmp_path_factory.mktemp("config") / "config.json"
-    path.write_text(json.dumps(data))
-    return path
+    return tiny_training_config(tmp_path_factory.mktemp("config") / "config.json", epochs=2,
+                                steps_per_epoch=8, batch_size=4, crop_size=64, learning_rate=0.003)
 
 
 def test_both_namings_are_found_and_exclusions_respected(tmp_path, tiny_folder):
