@@ -96,8 +96,8 @@ class _BoxPrediction:
     probabilities: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, probabilities: bool) -> _BoxPrediction:
-        box = LiverBox(slice(0, 1), slice(0, 1), slice(0, 1))
+    def zeros(cls, box: LiverBox, probabilities: bool) -> _BoxPrediction:
+        """All background in `box` (and zero probabilities, when asked for)."""
         return cls(box, np.zeros(box.shape, np.uint8), np.zeros(box.shape, np.uint8),
                    np.zeros(box.shape + (len(CHANNELS),), np.uint8) if probabilities else None)
 
@@ -201,11 +201,10 @@ class Segmenter:
                 report(0.9, "No liver found")
                 warnings.warn("No liver was found in this volume; the segmentation is empty.",
                               stacklevel=2)
-                return _BoxPrediction.empty(probabilities)
+                return _BoxPrediction.zeros(LiverBox(slice(0, 1), slice(0, 1), slice(0, 1)),
+                                            probabilities)
             box = found
-        kept = _BoxPrediction(box, np.zeros(box.shape, np.uint8), np.zeros(box.shape, np.uint8),
-                              np.zeros(box.shape + (len(CHANNELS),), np.uint8) if probabilities
-                              else None)
+        kept = _BoxPrediction.zeros(box, probabilities)
 
         def keep_all(first: int, scores: torch.Tensor) -> None:
             best, chosen = torch.max(scores, dim=1)
