@@ -547,15 +547,15 @@ def test_the_dicom_seg_reads_back_with_its_source(round_trip):
 
 @pytest.fixture(scope="module")
 def cli_batch(slab, tmp_path_factory):
-    """`segment` on the real series and a broken copy of a slab (a slice dropped), with a SEG. The
-    model finds no liver (the masks are checked with the bundled model above), so the batch's
-    mechanics run at the speed of the coarse pass."""
+    """`segment` on a broken copy of a slab (a slice dropped) and then the real series, with a SEG:
+    a refused first case does not stop the batch. The model finds no liver (the masks are checked
+    with the bundled model above), so the batch's mechanics run at the speed of the coarse pass."""
     series = real_series()
     no_liver = make_random_model(tmp_path_factory.mktemp("no_liver_model"), background_bias=50.0,
                                  pixel_size_mm=6.0)
     broken = write_series(tmp_path_factory.mktemp("inputs") / "broken", slab[:7] + slab[8:])
     out = tmp_path_factory.mktemp("batch") / "out"
-    result = run_cli("segment", series, broken, "--dicom-seg", "--model", no_liver.path,
+    result = run_cli("segment", broken, series, "--dicom-seg", "--model", no_liver.path,
                      "--device", "cpu", "-o", out)
     return result, out
 
@@ -570,6 +570,8 @@ def test_a_failed_series_does_not_stop_the_batch(cli_batch):
     assert any(line.startswith("error: broken: ") and "slice(s) missing" in line
                for line in result.stderr.splitlines())
     assert "warning: The series has no FrameOfReferenceUID" in result.stderr
+    assert len([l for l in result.stderr.splitlines() if l.startswith("Model ")]) == 1, \
+        "the model is built once, for the case after the refused one"
 
 
 def test_the_batch_report_has_every_case_and_lesion(cli_batch):
@@ -618,9 +620,9 @@ def test_a_forced_run_carries_its_warning_into_the_seg(random_card, slab, tmp_pa
     assert result.returncode == 0, result.stderr
     stats = json.loads((out / "study_stats.json").read_text())
     assert any("does not look like a CT" in w for w in stats["warnings"])
-    assert "WARNING: The volume does not look like a CT" in result.stdout
+    assert f"WARNING: {folder} does not look like a CT" in result.stdout
     seg = hd.seg.segread(out / "study_seg.dcm")
-    assert seg.ContentDescription.startswith("WARNING: The volume does not look like a CT")
+    assert seg.ContentDescription.startswith(f"WARNING: {folder}"[:64])
     assert seg.SeriesDescription.endswith("(WARNINGS)")
     assert all("does not look like a CT" in s.SegmentDescription for s in seg.SegmentSequence)
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == other_uid
@@ -636,6 +638,71 @@ def test_force_does_not_override_a_non_ct_modality(random_card, slab, tmp_path):
         f"error: {folder}: modality MR, not CT; the model segments CT only (--force does not "
         "change this).")
     assert not (tmp_path / "out").exists(), "nothing written, not even the folder"
+
+
+def test_a_series_without_rescale_intercept_is_named_and_told_so(random_card, slab, tmp_path):
+    """Stored values HU + 1024 without RescaleIntercept: the HU check names the folder,
+    says what the headers lack, and gives the command line's --force, not the API's."""
+    def unrescaled(_, ds):
+        ds.PixelData = (ds.pixel_array.astype(np.int32) + 1024).clip(0).astype(np.uint16).tobytes()
+        ds.PixelRepresentation = 0
+        del ds.RescaleIntercept, ds.RescaleSlope
+
+    folder = write_series(tmp_path / "no_intercept", derived(shrunk(slab), unrescaled))
+    result = run_cli("segment", folder, "--model", random_card.path, "--device", "cpu", "-o",
+                     tmp_path / "out")
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {folder} does not look like a CT in Hounsfield units (range ")
+    assert ("Its DICOM files have no RescaleIntercept, so their stored values were taken as "
+            "Hounsfield units unchanged. Convert it to Hounsfield units first. If its values are "
+            "right, pass --force to segment it anyway.") in line
+    assert "force=True" not in result.stderr and "The volume" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_refused_single_input_exits_before_the_model_is_built(random_card, slab, tmp_path):
+    folder = write_series(tmp_path / "cut", shrunk(slab))
+    _cut_before(folder / "slice_007", "SeriesInstanceUID")
+    result = run_cli("segment", folder, "--model", random_card.path, "--device", "cpu", "-o",
+                     tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {folder / 'slice_007'}: unreadable DICOM file: it has no SeriesInstanceUID (cut "
+        "off inside its header?); remove it or export the series again."], "no model was loaded"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_as_exported_is_segmented_with_what_was_left_out_recorded(random_card, slab,
+                                                                            tmp_path):
+    """A scout, an RT structure set, a report series and a copied file beside the slices: the
+    slices are segmented; the scout and the copy are warnings, the other objects `dicom.skipped`."""
+    import highdicom as hd
+
+    slices = shrunk(slab)
+    folder = write_series(tmp_path / "export", slices)
+    write_series(folder, [as_localizer(slices[0], orientation=[0, 1, 0, 0, 0, -1]),
+                          non_image(slices[0], *NON_IMAGES[0][:2], slices[0].SeriesInstanceUID),
+                          non_image(slices[0], *NON_IMAGES[1][:2])], ["scout", "rtstruct", "sr"])
+    shutil.copy(folder / "slice_003", folder / "slice_003 (copy)")
+    out = tmp_path / "out"
+    result = run_cli("segment", folder, "--dicom-seg", "--model", random_card.path, "--device",
+                     "cpu", "-o", out)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((out / "export_stats.json").read_text())
+    assert stats["dicom"]["skipped"] == [
+        {"file": str(folder / "rtstruct"), "sop_class": "RT Structure Set Storage"},
+        {"file": str(folder / "sr"), "sop_class": "Basic Text SR Storage"}]
+    left_out = [w for w in stats["warnings"] if w.startswith("Left out")]
+    assert left_out == [
+        f"Left out {folder / 'scout'}: a localizer (scout) image, not a slice of the CT series.",
+        f"Left out {folder / 'slice_003 (copy)'}: an exact copy of {folder / 'slice_003'} (the "
+        "same SOPInstanceUID and pixels)."]
+    assert all(f"warning: {w}" in result.stderr and f"WARNING: {w}" in result.stdout
+               for w in left_out)
+    assert not any("rtstruct" in w or "/sr" in w for w in stats["warnings"])
+    seg = hd.seg.segread(out / "export_seg.dcm")
+    assert len(seg.get_source_image_uids()) == 16, "the SEG references the 16 slices only"
 
 
 def test_dicom_seg_is_refused_for_nifti_inputs(tmp_path):
