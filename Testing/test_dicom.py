@@ -277,8 +277,9 @@ def test_a_localizer_is_left_out_with_a_warning(slab, tmp_path, scout):
 
 def test_a_folder_of_localizers_only_is_refused(slab, tmp_path):
     folder = write_series(tmp_path / "scouts", [as_localizer(ds) for ds in slab[:2]])
-    with pytest.raises(DicomSeriesError, match=r"holds only localizer \(scout\) images \(slice_000, "
-                                               r"slice_001\); give the folder of the CT slices"):
+    with pytest.raises(DicomSeriesError, match=r"holds only localizer \(scout\) images "
+                                               r"\(slice_000, slice_001\); give the folder of "
+                                               r"the CT slices"):
         read_volume(folder)
 
 
@@ -302,7 +303,8 @@ def test_up_to_three_images_outside_the_stack_are_left_out(slab, tmp_path):
     series = read(folder)
     assert series.volume.array.shape == (512, 512, 16)
     assert series.warnings == [f"Left out {folder / name}: outside the stack of 16 slices "
-                               "(Rows/Columns 256/512, not 512/512)." for name in ("x1", "x2", "x3")]
+                               "(Rows/Columns 256/512, not 512/512)."
+                               for name in ("x1", "x2", "x3")]
 
 
 def test_more_than_three_images_outside_the_stack_are_refused_by_name(slab, tmp_path):
@@ -378,8 +380,8 @@ def test_a_file_cut_off_in_its_header_is_refused_by_name(slab, tmp_path, keyword
     _cut_before(folder / "slice_007", keyword)
     with pytest.raises(DicomSeriesError) as refused:
         read_volume(folder)
-    assert str(refused.value).startswith(f"{folder / 'slice_007'}: unreadable DICOM file: it has no "
-                                         f"{keyword}")
+    assert str(refused.value).startswith(
+        f"{folder / 'slice_007'}: unreadable DICOM file: it has no {keyword}")
 
 
 def test_an_exact_copy_is_left_out_with_a_warning(slab, tmp_path):

@@ -67,8 +67,9 @@ def is_image(header: Dataset) -> bool:
 def is_localizer(header: Dataset) -> bool:
     """A localizer (scout): LOCALIZER among the values of ImageType."""
     values = header.get("ImageType") or []
-    return any(str(v).strip().upper() == "LOCALIZER" for v in ([values] if isinstance(values, str)
-                                                               else values))
+    if isinstance(values, str):  # a single value
+        values = [values]
+    return any(str(value).strip().upper() == "LOCALIZER" for value in values)
 
 
 def dicom_files(folder: Path) -> list[Path]:

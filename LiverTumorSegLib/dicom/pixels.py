@@ -1,5 +1,5 @@
-"""The pixel data of DICOM slices: whether an installed pydicom plugin decodes a transfer syntax, the
-stored values of one file (named when they cannot be read), and a stack of slices in Hounsfield
+"""The pixel data of DICOM slices: whether an installed pydicom plugin decodes a transfer syntax,
+the stored values of one file (named when they cannot be read), and a stack of slices in Hounsfield
 units (RescaleSlope and RescaleIntercept applied per slice)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from ..errors import DicomSeriesError
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-# pylibjpeg-openjpeg reads HTJ2K; python-gdcm reads every other compressed transfer syntax.
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"  # what a file without file meta information holds
+# pylibjpeg-openjpeg reads HTJ2K; python-gdcm reads every other compressed transfer syntax.
 _HTJ2K = ("1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203")
 
 

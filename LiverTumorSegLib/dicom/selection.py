@@ -26,7 +26,7 @@ MAX_STRAY_IMAGES = 3
 _NAMED_FILES = 3  # a refusal names this many files, then gives the count of the others
 
 
-def few(names: list[str]) -> str:
+def _few(names: list[str]) -> str:
     """The first `_NAMED_FILES` names, and how many more there are."""
     shown = ", ".join(names[:_NAMED_FILES])
     return shown + (f" and {len(names) - _NAMED_FILES} more" if len(names) > _NAMED_FILES else "")
@@ -38,9 +38,9 @@ def drop_localizers(images: list[Member], folder: Path) -> tuple[list[Member], l
     notes = [f"Left out {path}: a localizer (scout) image, not a slice of the CT series."
              for path, header in images if is_localizer(header)]
     if not kept:
-        raise DicomSeriesError(f"{folder} holds only localizer (scout) images ("
-                               f"{few([path.name for path, _ in images])}); give the folder of the "
-                               "CT slices.")
+        names = _few([path.name for path, _ in images])
+        raise DicomSeriesError(f"{folder} holds only localizer (scout) images ({names}); give the "
+                               "folder of the CT slices.")
     return kept, notes
 
 
@@ -85,8 +85,8 @@ def largest_stack(images: list[Member], folder: Path) -> tuple[list[Member], lis
         raise DicomSeriesError(
             f"{folder}: {len(strays)} images lie outside the stack of {len(stack)} slices (the "
             f"largest group sharing orientation, Rows/Columns and PixelSpacing): "
-            f"{few([images[i][0].name for i in strays])}; up to {MAX_STRAY_IMAGES} such images are "
-            "left out, more mean the folder mixes series: give a folder holding one series of "
+            f"{_few([images[i][0].name for i in strays])}; up to {MAX_STRAY_IMAGES} such images "
+            "are left out, more mean the folder mixes series: give a folder holding one series of "
             "slices on one grid.")
     notes = [f"Left out {images[i][0]}: outside the stack of {len(stack)} slices "
              f"({', '.join(_differences(grids[i], reference))})." for i in strays]

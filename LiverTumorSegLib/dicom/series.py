@@ -1,7 +1,7 @@
-"""Read one DICOM CT series into a `Volume`: pick its image files (`discovery`), leave out localizers,
-stray images and exact copies (`selection`), refuse what cannot be segmented, sort the slices along
-their normal (`geometry`), apply RescaleSlope/RescaleIntercept (`pixels`), and keep the headers a
-DICOM SEG refers to, the reading's warnings and the objects set aside."""
+"""Read one DICOM CT series into a `Volume`: pick its image files (`discovery`), leave out
+localizers, stray images and exact copies (`selection`), refuse what cannot be segmented, sort the
+slices along their normal (`geometry`), apply RescaleSlope/RescaleIntercept (`pixels`), and keep the
+headers a DICOM SEG refers to, the reading's warnings and the objects set aside."""
 
 from __future__ import annotations
 
