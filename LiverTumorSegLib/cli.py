@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .errors import LiverTumorSegError, ModelError
+from .errors import IntensityError, LiverTumorSegError, ModelError
 from .inference import DEVICE_CHOICES, RUNTIME_CHOICES
 from .model.card import ModelCard, PostprocessingSpec, resolve_model_card
 from .resources import SAMPLE_CT, SAMPLE_LABEL
@@ -45,6 +45,8 @@ def _postprocessing(card: ModelCard, args: argparse.Namespace) -> Postprocessing
 def describe_error(exc: BaseException) -> tuple[str, int]:
     """The one line to print for an error, and the exit status it stands for (2: a problem the
     user can act on, 1: an unexpected failure)."""
+    if isinstance(exc, IntensityError):
+        return f"{exc} If its values are right, pass --force to segment it anyway.", 2
     if isinstance(exc, LiverTumorSegError):
         return str(exc), 2
     if isinstance(exc, MemoryError):
@@ -66,17 +68,21 @@ def _segment_cases(args: argparse.Namespace, cases: Sequence[Path],
     from .workflow import segment_input
 
     with ThreadPoolExecutor(max_workers=1) as reader:
-        # The first input is read while torch loads and the model is built (decompression runs
-        # outside Python's lock); the others when their turn comes, so one volume is in memory.
+        # The first input is read while torch loads (decompression runs outside Python's lock);
+        # the others when their turn comes, so one volume is in memory.
         first = reader.submit(read_input, cases[0], args.series) if cases else None
         from .inference.test_time import DEFAULT_SHIFTS
         from .pipeline import Segmenter
 
         card = _model_card(args.model)
-        segmenter = Segmenter(card, device=args.device, runtime=args.runtime,
-                              tta_shifts=DEFAULT_SHIFTS if args.tta else ())
-    print(f"Model {card.name} loaded in {segmenter.load_seconds:.1f} s on "
-          f"{segmenter.predictor.describe()}", file=sys.stderr)
+        # A single input that its reading refuses exits without building the model; a batch
+        # builds it at once, for the cases after a refused one.
+        segmenter = None
+        if len(cases) != 1 or first.exception() is None:
+            segmenter = Segmenter(card, device=args.device, runtime=args.runtime,
+                                  tta_shifts=DEFAULT_SHIFTS if args.tta else ())
+            print(f"Model {card.name} loaded in {segmenter.load_seconds:.1f} s on "
+                  f"{segmenter.predictor.describe()}", file=sys.stderr)
     postprocessing = _postprocessing(card, args)
     outcomes, status = [], 0
     for index, path in enumerate(cases):

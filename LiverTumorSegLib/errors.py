@@ -27,3 +27,8 @@ class CancelledError(LiverTumorSegError):
 
 class DicomSeriesError(InputVolumeError):
     """A DICOM folder or series the engine cannot segment (several series, gaps, tilt, not CT)."""
+
+
+class IntensityError(InputVolumeError):
+    """The values do not look like CT Hounsfield units: the one check that forcing the run
+    (`force=True`, `--force` on the command line) turns into a warning."""

@@ -139,16 +139,19 @@ class Segmenter:
     def segment(self, volume: Volume, force: bool = False,
                 postprocessing: PostprocessingSpec | None = None,
                 progress: ProgressCallback | None = None,
-                cancel: CancelCheck = None, probabilities: bool = False) -> SegmentationResult:
+                cancel: CancelCheck = None, probabilities: bool = False,
+                name: str = "The volume", intensity_note: str | None = None) -> SegmentationResult:
         """Segment `volume`; raise `InputVolumeError` for bad input, `CancelledError` on cancel.
-        `probabilities`: also return the liver and tumour probability map (`probabilities.py`)."""
+        `probabilities`: also return the liver and tumour probability map (`probabilities.py`).
+        `name` (e.g. the input's file or folder) and `intensity_note` (what its reader knows about
+        its values) go into the messages of the HU check (`check_ct_intensities`)."""
         started = time.perf_counter()
         report = progress or (lambda fraction, message: None)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             array = as_scalar_3d(volume.array)
             check_affine(volume.affine)
-            check_ct_intensities(array, force=force)
+            check_ct_intensities(array, force=force, name=name, cause=intensity_note)
             orientation = plan_reorientation(array.shape, volume.affine)
             canonical = orientation.to_canonical(array)
             check_slice_count(canonical.shape[2], self.card.input.context_slices)

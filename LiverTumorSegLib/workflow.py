@@ -102,15 +102,22 @@ def segment_input(segmenter: Segmenter, case: CaseInput, output_dir: Path, overl
     `dicom_seg` also writes a DICOM SEG, which needs a DICOM series as input; `probabilities` the
     liver and tumour probability map (`probabilities.py`) on the input's grid."""
     input_path, series, volume = case.path, case.series, case.volume
+    reading_notes = series.warnings if series is not None else []
+    for note in reading_notes:  # files a DICOM series left out
+        warnings.warn(note, stacklevel=2)
     result = segmenter.segment(volume, force=force, postprocessing=postprocessing,
-                               progress=progress, cancel=cancel, probabilities=probabilities)
+                               progress=progress, cancel=cancel, probabilities=probabilities,
+                               name=str(input_path),
+                               intensity_note=series.intensity_note if series is not None else None)
     statistics = result.statistics
     statistics["input"] = str(input_path)
+    statistics["warnings"].extend(reading_notes)
     outputs = CaseOutputs.for_input(input_path, Path(output_dir))
     seg_dataset = None
     if series is not None:
         statistics["dicom"] = {"series_instance_uid": series.series_instance_uid,
-                               "frame_of_reference_uid": series.frame_of_reference_uid}
+                               "frame_of_reference_uid": series.frame_of_reference_uid,
+                               "skipped": series.skipped}
     if dicom_seg:
         from .dicom.seg import build_dicom_seg, frame_of_reference
 

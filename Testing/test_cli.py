@@ -86,7 +86,8 @@ def test_mri_needs_force_and_a_forced_run_says_so_everywhere(random_card, synthe
     mri = _nifti(tmp_path / "mri.nii.gz",
                  np.random.default_rng(0).integers(0, 900, (30, 30, 9)).astype(np.int16))
     refused = run_cli("segment", mri, "--model", random_card.path, "-o", tmp_path / "out")
-    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert refused.returncode == 2 and "pass --force" in refused.stderr
+    assert "force=True" not in refused.stderr
     forced = run_cli("segment", mri, synthetic_input, "--model", random_card.path, "-o",
                      tmp_path / "out", "--force")
     assert forced.returncode == 0 and "warning:" in forced.stderr
@@ -94,7 +95,7 @@ def test_mri_needs_force_and_a_forced_run_says_so_everywhere(random_card, synthe
     stats = json.loads((tmp_path / "out" / "mri_stats.json").read_text())
     assert any(warning in w for w in stats["warnings"])
     summary = forced.stdout.split("\nbody_ct:")[0]
-    assert "mri: liver" in summary and f"WARNING: The volume {warning}" in summary
+    assert "mri: liver" in summary and f"WARNING: {mri} {warning}" in summary
     rows = {row["case"]: row for row in csv.DictReader((tmp_path / "out" / "summary.csv").open())}
     assert warning in rows["mri"]["warnings"] and warning not in rows["body_ct"]["warnings"]
 

@@ -67,6 +67,47 @@ def shrunk(slab, factor=4):
     return derived(slab, shrink)
 
 
+def as_localizer(base, rows=None, orientation=None):
+    """A localizer (scout) made from a real slice: ImageType LOCALIZER, its own SOPInstanceUID, and
+    the size (keeping every other row or column) or the orientation of a scout."""
+    ds = copy.deepcopy(base)
+    ds.SOPInstanceUID, ds.ImageType = generate_uid(), ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    if rows:
+        ds.PixelData = np.ascontiguousarray(ds.pixel_array[:: ds.Rows // rows]).tobytes()
+        ds.Rows = rows
+    if orientation:
+        ds.ImageOrientationPatient = orientation
+    return ds
+
+
+def non_image(base, sop_class, modality, series_uid=None, pixels=False):
+    """An object that is not an image, of the patient and study of a real slice: a bare header of
+    `sop_class` or, with `pixels`, the slice itself relabelled (as a DICOM SEG holds pixels)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    if pixels:
+        ds = copy.deepcopy(base)
+    else:
+        ds = Dataset()
+        for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "StudyDate"):
+            setattr(ds, keyword, getattr(base, keyword))
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = sop_class, generate_uid(), modality
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = \
+        ds.SOPClassUID, ds.SOPInstanceUID
+    return ds
+
+
+def read(folder):
+    """The series of `folder` (volume, warnings and skipped objects)."""
+    from LiverTumorSegLib.dicom.series import read_series
+
+    return read_series(folder)
+
+
 # ---- reading ----------------------------------------------------------------------------------
 
 def test_the_series_reads_as_its_nifti_conversion_voxel_for_voxel():
@@ -174,15 +215,13 @@ def _shift_one(millimetres):
 @pytest.mark.parametrize("change, message", [
     (lambda i, ds: setattr(ds, "Modality", "MR"), "modality MR, not CT"),
     (_tilt, "gantry tilt of about 10.0 degrees"),
-    (_rotate_one, "the slices are not parallel"),
-    (_shift_one(0.5), "uneven slice spacing"),
+    (_shift_one(0.5), r"uneven slice spacing: the steps between neighbouring slices are 1\.10 mm "
+                      r"\(1x\), 1\.60 mm \(13x\), 2\.10 mm \(1x\)"),
     (lambda i, ds: setattr(ds, "SOPClassUID", ENHANCED_CT_STORAGE) if i == 0 else None,
      r"Enhanced CT \(multi-frame\) DICOM is not supported"),
     (lambda i, ds: setattr(ds, "NumberOfFrames", 2) if i == 3 else None,
      "multi-frame DICOM is not supported"),
-    (lambda i, ds: setattr(ds, "PixelSpacing", [0.9, 0.9]) if i == 3 else None,
-     "the slices differ in PixelSpacing"),
-], ids=["not CT", "tilt", "not parallel", "uneven", "enhanced CT", "multi-frame", "pixel spacing"])
+], ids=["not CT", "tilt", "uneven", "enhanced CT", "multi-frame"])
 def test_series_that_cannot_be_segmented_are_refused(slab, tmp_path, change, message):
     folder = write_series(tmp_path / "series", derived(slab, change))
     with pytest.raises(DicomSeriesError, match=message) as refused:
@@ -197,16 +236,182 @@ def test_spacing_jitter_within_the_stated_tolerance_is_accepted(slab, tmp_path):
         read_volume(write_series(tmp_path / "off", derived(slab, _shift_one(0.25))))
 
 
-def test_a_missing_slice_is_refused(slab, tmp_path):
+def test_uneven_spacing_shows_the_steps_that_occur_not_their_median(slab, tmp_path):
+    """Steps alternating 1.60 and 2.40 mm (median 2.00 mm, a step that never occurs)."""
+    z0 = float(slab[0].ImagePositionPatient[2])
+    heights = z0 + np.concatenate([[0.0], np.cumsum([1.6, 2.4] * 7 + [1.6])])
+
+    def alternate(index, ds):
+        ds.ImagePositionPatient = [0.0, 0.0, float(heights[index])]
+
+    with pytest.raises(DicomSeriesError) as refused:
+        read_volume(write_series(tmp_path / "uneven", derived(slab, alternate)))
+    message = str(refused.value)
+    assert "steps between neighbouring slices are 1.60 mm (8x), 2.40 mm (7x)" in message
+    assert "2.00" not in message
+
+
+def test_a_missing_slice_is_refused_naming_its_neighbours(slab, tmp_path):
     folder = write_series(tmp_path / "gap", slab[:7] + slab[8:])
-    with pytest.raises(DicomSeriesError, match=r"1 slice\(s\) missing, the first between"):
+    with pytest.raises(DicomSeriesError, match=r"1 slice\(s\) missing, the first between "
+                                               r"slice_006 \(.* mm\) and slice_007 \("):
         read_volume(folder)
 
 
-def test_a_duplicated_slice_is_refused(slab, tmp_path):
-    folder = write_series(tmp_path / "dup", slab)
+# ---- what scanners and PACS put into series folders --------------------------------------------
+
+@pytest.mark.parametrize("scout", [
+    lambda base: as_localizer(base, rows=256),
+    lambda base: as_localizer(base, orientation=[0, 1, 0, 0, 0, -1]),
+    lambda base: non_image(as_localizer(base, rows=256), base.SOPClassUID, "CT", pixels=True),
+], ids=["256x512 scout", "sagittal 512x512 scout", "scout series of its own"])
+def test_a_localizer_is_left_out_with_a_warning(slab, tmp_path, scout):
+    folder = write_series(tmp_path / "series", slab)
+    scout(slab[0]).save_as(folder / "scout", enforce_file_format=True)
+    series = read(folder)
+    np.testing.assert_array_equal(series.volume.array, read_volume(write_series(
+        tmp_path / "plain", slab)).array)
+    assert series.warnings == [f"Left out {folder / 'scout'}: a localizer (scout) image, not a "
+                               "slice of the CT series."]
+    assert series.skipped == []
+
+
+def test_a_folder_of_localizers_only_is_refused(slab, tmp_path):
+    folder = write_series(tmp_path / "scouts", [as_localizer(ds) for ds in slab[:2]])
+    with pytest.raises(DicomSeriesError, match=r"holds only localizer \(scout\) images "
+                                               r"\(slice_000, slice_001\); give the folder of "
+                                               r"the CT slices"):
+        read_volume(folder)
+
+
+def _off_grid(count, change):
+    """`count` copies of real slices (new SOPInstanceUIDs) changed by `change`: not the stack's."""
+    def images(slab):
+        made = derived(slab[:count], change)
+        for ds in made:
+            ds.SOPInstanceUID = generate_uid()
+        return made
+    return images
+
+
+def _half_size(_, ds):
+    ds.PixelData, ds.Rows = np.ascontiguousarray(ds.pixel_array[::2]).tobytes(), ds.Rows // 2
+
+
+def test_up_to_three_images_outside_the_stack_are_left_out(slab, tmp_path):
+    folder = write_series(tmp_path / "series", slab)
+    write_series(folder, _off_grid(3, _half_size)(slab), names=["x1", "x2", "x3"])
+    series = read(folder)
+    assert series.volume.array.shape == (512, 512, 16)
+    assert series.warnings == [f"Left out {folder / name}: outside the stack of 16 slices "
+                               "(Rows/Columns 256/512, not 512/512)."
+                               for name in ("x1", "x2", "x3")]
+
+
+def test_more_than_three_images_outside_the_stack_are_refused_by_name(slab, tmp_path):
+    folder = write_series(tmp_path / "series", slab)
+    write_series(folder, _off_grid(4, _half_size)(slab), names=["x1", "x2", "x3", "x4"])
+    with pytest.raises(DicomSeriesError, match=r"4 images lie outside the stack of 16 slices .*: "
+                                               r"x1, x2, x3 and 1 more; up to 3"):
+        read_volume(folder)
+
+
+@pytest.mark.parametrize("change, difference", [
+    (_rotate_one, "another orientation"),
+    (lambda i, ds: setattr(ds, "PixelSpacing", [0.9, 0.9]) if i == 5 else None,
+     "PixelSpacing 0.9/0.9 mm, not 0.782/0.782 mm"),
+], ids=["rotated", "pixel spacing"])
+def test_a_slice_off_the_grid_leaves_a_gap_that_is_refused_with_it(slab, tmp_path, change,
+                                                                   difference):
+    """A slice of the stack on another grid is left out like a scout; the gap it leaves is refused,
+    and the message says which file was left out and why."""
+    folder = write_series(tmp_path / "series", derived(slab, change))
+    with pytest.raises(DicomSeriesError) as refused:
+        read_volume(folder)
+    message = str(refused.value)
+    assert "1 slice(s) missing, the first between slice_004" in message
+    assert message.endswith(f"Left out {folder / 'slice_005'}: outside the stack of 15 slices "
+                            f"({difference}).")
+
+
+NON_IMAGES = [  # (SOP class, modality, in the CT series, with pixels, SOP class in words)
+    ("1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT", True, False, "RT Structure Set Storage"),
+    ("1.2.840.10008.5.1.4.1.1.88.11", "SR", False, False, "Basic Text SR Storage"),
+    (SEGMENTATION_STORAGE, "SEG", False, True, "Segmentation Storage"),
+    ("1.2.840.10008.5.1.4.1.1.11.1", "PR", False, False,
+     "Grayscale Softcopy Presentation State Storage"),
+    ("1.2.840.10008.5.1.4.1.1.88.59", "KO", False, False, "Key Object Selection Document Storage"),
+    ("1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE", False, False, "RT Dose Storage"),
+]
+
+
+def test_objects_that_are_not_images_are_skipped_and_recorded(slab, tmp_path):
+    folder = write_series(tmp_path / "series", slab)
+    names = [f"object_{modality.lower()}" for _, modality, *_ in NON_IMAGES]
+    write_series(folder, [non_image(slab[0], sop_class, modality,
+                                    slab[0].SeriesInstanceUID if same_series else None, pixels)
+                          for sop_class, modality, same_series, pixels, _ in NON_IMAGES], names)
+    series = read(folder)
+    assert series.volume.array.shape == (512, 512, 16) and series.warnings == []
+    assert series.skipped == sorted(
+        ({"file": str(folder / name), "sop_class": words}
+         for name, (*_, words) in zip(names, NON_IMAGES)), key=lambda item: item["file"])
+
+
+def test_a_folder_of_non_image_objects_only_is_refused(slab, tmp_path):
+    folder = write_series(tmp_path / "report", [non_image(slab[0], *NON_IMAGES[1][:2])])
+    with pytest.raises(DicomSeriesError, match=r"holds no DICOM images, only 1 other object\(s\) "
+                                               r"\(Basic Text SR Storage\)"):
+        read_volume(folder)
+
+
+def _cut_before(path, keyword):
+    """Cut a file off inside its header, just before the element `keyword`."""
+    from pydicom.datadict import tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    data = path.read_bytes()
+    path.write_bytes(data[:data.index((tag >> 16).to_bytes(2, "little")
+                                      + (tag & 0xFFFF).to_bytes(2, "little"), 132)])
+
+
+@pytest.mark.parametrize("keyword", ["SeriesInstanceUID", "SOPInstanceUID"])
+def test_a_file_cut_off_in_its_header_is_refused_by_name(slab, tmp_path, keyword):
+    folder = write_series(tmp_path / "series", slab)
+    _cut_before(folder / "slice_007", keyword)
+    with pytest.raises(DicomSeriesError) as refused:
+        read_volume(folder)
+    assert str(refused.value).startswith(
+        f"{folder / 'slice_007'}: unreadable DICOM file: it has no {keyword}")
+
+
+def test_an_exact_copy_is_left_out_with_a_warning(slab, tmp_path):
+    folder = write_series(tmp_path / "copy", slab)
     shutil.copy(folder / "slice_004", folder / "slice_004_copy")
-    with pytest.raises(DicomSeriesError, match=r"1 duplicate slice\(s\)"):
+    series = read(folder)
+    assert series.volume.array.shape == (512, 512, 16)
+    assert series.warnings == [f"Left out {folder / 'slice_004_copy'}: an exact copy of "
+                               f"{folder / 'slice_004'} (the same SOPInstanceUID and pixels)."]
+
+
+def test_one_sop_instance_uid_with_different_pixels_is_refused_naming_both(slab, tmp_path):
+    folder = write_series(tmp_path / "edited", slab)
+    edited = copy.deepcopy(slab[4])
+    edited.PixelData = (edited.pixel_array + 1).astype(edited.pixel_array.dtype).tobytes()
+    write_series(folder, [edited], names=["slice_004_edited"])
+    with pytest.raises(DicomSeriesError, match=r"slice_004 and slice_004_edited have the same "
+                                               r"SOPInstanceUID .* but different pixels"):
+        read_volume(folder)
+
+
+def test_two_different_slices_at_one_position_are_refused_naming_both(slab, tmp_path):
+    folder = write_series(tmp_path / "two_at_one", slab)
+    second = copy.deepcopy(slab[4])
+    second.SOPInstanceUID = generate_uid()
+    write_series(folder, [second], names=["slice_004_recon2"])
+    with pytest.raises(DicomSeriesError, match=r"two_at_one: slice_004 and slice_004_recon2 "
+                                               r"are different slices at the same position "
+                                               r"\(.* mm along the slice normal, 0\.00 mm apart\)"):
         read_volume(folder)
 
 
@@ -223,12 +428,12 @@ def test_several_series_are_listed_and_one_can_be_picked(slab, tmp_path):
     with pytest.raises(DicomSeriesError) as refused:
         read_series(folder)
     message = str(refused.value)
-    assert "holds 2 DICOM series" in message and "--series UID" in message
-    assert f"{slab[0].SeriesInstanceUID} 'no description' (12 slices)" in message
-    assert f"{other_uid} 'scout' (4 slices)" in message
+    assert "holds 2 DICOM image series" in message and "--series UID" in message
+    assert f"{slab[0].SeriesInstanceUID} 'no description' (12 images)" in message
+    assert f"{other_uid} 'scout' (4 images)" in message
     picked = read_series(folder, slab[0].SeriesInstanceUID)
     assert picked.volume.array.shape[2] == 12
-    with pytest.raises(DicomSeriesError, match="holds no series 1.2.3"):
+    with pytest.raises(DicomSeriesError, match="holds no image series 1.2.3"):
         read_series(folder, "1.2.3")
 
 
@@ -247,6 +452,8 @@ def test_folders_stand_for_series_and_series_subfolders(slab, tmp_path):
     write_series(batch / "patient_b", slab[4:8])
     (batch / "patient_c_notes").mkdir()
     (batch / "patient_c_notes" / "readme.txt").write_text("no images")
+    write_series(batch / "patient_d_report", [non_image(slab[0], *NON_IMAGES[1][:2])])
+    write_series(batch / "patient_e_scouts", [as_localizer(slab[0])])
     ct_path, _ = data_case("tiny64")
     shutil.copy(ct_path, batch / "tiny64_ct.nii.gz")
     assert [case_name(p) for p in expand_inputs([batch])] == ["tiny64_ct", "patient_a", "patient_b"]
@@ -352,15 +559,15 @@ def test_the_dicom_seg_reads_back_with_its_source(round_trip):
 
 @pytest.fixture(scope="module")
 def cli_batch(slab, tmp_path_factory):
-    """`segment` on the real series and a broken copy of a slab (a slice dropped), with a SEG. The
-    model finds no liver (the masks are checked with the bundled model above), so the batch's
-    mechanics run at the speed of the coarse pass."""
+    """`segment` on a broken copy of a slab (a slice dropped) and then the real series, with a SEG:
+    a refused first case does not stop the batch. The model finds no liver (the masks are checked
+    with the bundled model above), so the batch's mechanics run at the speed of the coarse pass."""
     series = real_series()
     no_liver = make_random_model(tmp_path_factory.mktemp("no_liver_model"), background_bias=50.0,
                                  pixel_size_mm=6.0)
     broken = write_series(tmp_path_factory.mktemp("inputs") / "broken", slab[:7] + slab[8:])
     out = tmp_path_factory.mktemp("batch") / "out"
-    result = run_cli("segment", series, broken, "--dicom-seg", "--model", no_liver.path,
+    result = run_cli("segment", broken, series, "--dicom-seg", "--model", no_liver.path,
                      "--device", "cpu", "-o", out)
     return result, out
 
@@ -375,6 +582,8 @@ def test_a_failed_series_does_not_stop_the_batch(cli_batch):
     assert any(line.startswith("error: broken: ") and "slice(s) missing" in line
                for line in result.stderr.splitlines())
     assert "warning: The series has no FrameOfReferenceUID" in result.stderr
+    assert len([l for l in result.stderr.splitlines() if l.startswith("Model ")]) == 1, \
+        "the model is built once, for the case after the refused one"
 
 
 def test_the_batch_report_has_every_case_and_lesion(cli_batch):
@@ -423,9 +632,9 @@ def test_a_forced_run_carries_its_warning_into_the_seg(random_card, slab, tmp_pa
     assert result.returncode == 0, result.stderr
     stats = json.loads((out / "study_stats.json").read_text())
     assert any("does not look like a CT" in w for w in stats["warnings"])
-    assert "WARNING: The volume does not look like a CT" in result.stdout
+    assert f"WARNING: {folder} does not look like a CT" in result.stdout
     seg = hd.seg.segread(out / "study_seg.dcm")
-    assert seg.ContentDescription.startswith("WARNING: The volume does not look like a CT")
+    assert seg.ContentDescription.startswith(f"WARNING: {folder}"[:64])
     assert seg.SeriesDescription.endswith("(WARNINGS)")
     assert all("does not look like a CT" in s.SegmentDescription for s in seg.SegmentSequence)
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == other_uid
@@ -441,6 +650,71 @@ def test_force_does_not_override_a_non_ct_modality(random_card, slab, tmp_path):
         f"error: {folder}: modality MR, not CT; the model segments CT only (--force does not "
         "change this).")
     assert not (tmp_path / "out").exists(), "nothing written, not even the folder"
+
+
+def test_a_series_without_rescale_intercept_is_named_and_told_so(random_card, slab, tmp_path):
+    """Stored values HU + 1024 without RescaleIntercept: the HU check names the folder,
+    says what the headers lack, and gives the command line's --force, not the API's."""
+    def unrescaled(_, ds):
+        ds.PixelData = (ds.pixel_array.astype(np.int32) + 1024).clip(0).astype(np.uint16).tobytes()
+        ds.PixelRepresentation = 0
+        del ds.RescaleIntercept, ds.RescaleSlope
+
+    folder = write_series(tmp_path / "no_intercept", derived(shrunk(slab), unrescaled))
+    result = run_cli("segment", folder, "--model", random_card.path, "--device", "cpu", "-o",
+                     tmp_path / "out")
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {folder} does not look like a CT in Hounsfield units (range ")
+    assert ("Its DICOM files have no RescaleIntercept, so their stored values were taken as "
+            "Hounsfield units unchanged. Convert it to Hounsfield units first. If its values are "
+            "right, pass --force to segment it anyway.") in line
+    assert "force=True" not in result.stderr and "The volume" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_refused_single_input_exits_before_the_model_is_built(random_card, slab, tmp_path):
+    folder = write_series(tmp_path / "cut", shrunk(slab))
+    _cut_before(folder / "slice_007", "SeriesInstanceUID")
+    result = run_cli("segment", folder, "--model", random_card.path, "--device", "cpu", "-o",
+                     tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {folder / 'slice_007'}: unreadable DICOM file: it has no SeriesInstanceUID (cut "
+        "off inside its header?); remove it or export the series again."], "no model was loaded"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_as_exported_is_segmented_with_what_was_left_out_recorded(random_card, slab,
+                                                                            tmp_path):
+    """A scout, an RT structure set, a report series and a copied file beside the slices: the
+    slices are segmented; the scout and the copy are warnings, the other objects `dicom.skipped`."""
+    import highdicom as hd
+
+    slices = shrunk(slab)
+    folder = write_series(tmp_path / "export", slices)
+    write_series(folder, [as_localizer(slices[0], orientation=[0, 1, 0, 0, 0, -1]),
+                          non_image(slices[0], *NON_IMAGES[0][:2], slices[0].SeriesInstanceUID),
+                          non_image(slices[0], *NON_IMAGES[1][:2])], ["scout", "rtstruct", "sr"])
+    shutil.copy(folder / "slice_003", folder / "slice_003 (copy)")
+    out = tmp_path / "out"
+    result = run_cli("segment", folder, "--dicom-seg", "--model", random_card.path, "--device",
+                     "cpu", "-o", out)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((out / "export_stats.json").read_text())
+    assert stats["dicom"]["skipped"] == [
+        {"file": str(folder / "rtstruct"), "sop_class": "RT Structure Set Storage"},
+        {"file": str(folder / "sr"), "sop_class": "Basic Text SR Storage"}]
+    left_out = [w for w in stats["warnings"] if w.startswith("Left out")]
+    assert left_out == [
+        f"Left out {folder / 'scout'}: a localizer (scout) image, not a slice of the CT series.",
+        f"Left out {folder / 'slice_003 (copy)'}: an exact copy of {folder / 'slice_003'} (the "
+        "same SOPInstanceUID and pixels)."]
+    assert all(f"warning: {w}" in result.stderr and f"WARNING: {w}" in result.stdout
+               for w in left_out)
+    assert not any("rtstruct" in w or "/sr" in w for w in stats["warnings"])
+    seg = hd.seg.segread(out / "export_seg.dcm")
+    assert len(seg.get_source_image_uids()) == 16, "the SEG references the 16 slices only"
 
 
 def test_dicom_seg_is_refused_for_nifti_inputs(tmp_path):

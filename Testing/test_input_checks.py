@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import synthetic_ct
 
-from LiverTumorSegLib.errors import InputVolumeError
+from LiverTumorSegLib.errors import InputVolumeError, IntensityError
 from LiverTumorSegLib.inputs import read_volume
 from LiverTumorSegLib.volume.checks import (
     as_scalar_3d,
@@ -56,10 +56,23 @@ def test_nan_and_inf_voxels():
 
 def test_mri_like_intensities_refused_and_forced_with_warning():
     mri = np.random.default_rng(0).integers(0, 1200, (32, 32, 16)).astype(np.int16)
-    with pytest.raises(InputVolumeError, match="does not look like a CT"):
+    with pytest.raises(IntensityError, match="does not look like a CT") as refused:
         check_ct_intensities(mri)
+    assert "force" not in str(refused.value), "each caller says how it forces a run"
     with pytest.warns(UserWarning, match="force"):
         check_ct_intensities(mri, force=True)
+
+
+def test_the_hu_check_names_the_input_and_a_known_cause():
+    mri = np.random.default_rng(0).integers(0, 1200, (32, 32, 16)).astype(np.int16)
+    with pytest.raises(IntensityError) as refused:
+        check_ct_intensities(mri, name="scans/knee.nrrd")
+    assert str(refused.value).startswith("scans/knee.nrrd does not look like a CT")
+    assert "It may be an MRI" in str(refused.value)
+    with pytest.raises(IntensityError) as refused:
+        check_ct_intensities(mri, name="series", cause="Its files lack RescaleIntercept.")
+    assert "Its files lack RescaleIntercept." in str(refused.value)
+    assert "It may be an MRI" not in str(refused.value)
 
 
 def test_real_like_ct_passes():

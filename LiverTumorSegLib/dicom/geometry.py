@@ -1,14 +1,17 @@
 """Where the slices of a DICOM series lie: sort them along the slice normal, refuse stacks that are not
-one evenly spaced block of parallel, untilted slices, and build the voxel-to-RAS affine.
+one evenly spaced block of untilted slices, and build the voxel-to-RAS affine. Refusals name the
+files concerned.
 
-Tolerances (README, "DICOM input"): direction cosines may differ by 0.001 between slices; each step
-between neighbouring slices may differ from the median step by 0.1 mm + 5% of it; no slice may be
-shifted in-plane from the stack's axis by more than half a pixel (gantry tilt).
+Tolerances (README, "DICOM input"): direction cosines may differ by 0.001 between slices (images
+beyond it are outside the stack, `selection`); each step between neighbouring slices may differ from
+the median step by 0.1 mm + 5% of it; no slice may be shifted in-plane from the stack's axis by more
+than half a pixel (gantry tilt).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -18,6 +21,7 @@ from ..volume.space import ras_affine
 ORIENTATION_TOLERANCE = 1e-3
 STEP_TOLERANCE_MM = 0.1
 STEP_TOLERANCE_FRACTION = 0.05
+_STEP_SIZES_SHOWN = 6
 
 
 @dataclass(frozen=True)
@@ -29,61 +33,70 @@ class SliceStack:
     affine: np.ndarray
 
 
-def slice_stack(orientations: np.ndarray, positions: np.ndarray, pixel_spacing: tuple[float, float],
-                name: str) -> SliceStack:
-    """Sort slices given their ImageOrientationPatient (n, 6), ImagePositionPatient (n, 3) and
-    PixelSpacing (row spacing, column spacing); raise `DicomSeriesError` for a stack that is not a
-    regular grid."""
-    orientations = np.asarray(orientations, dtype=np.float64)
+def slice_stack(orientation: Sequence[float], positions: np.ndarray,
+                pixel_spacing: tuple[float, float], name: str, files: Sequence[str]) -> SliceStack:
+    """Sort parallel slices given their common ImageOrientationPatient (6 values), their
+    ImagePositionPatient (n, 3), PixelSpacing (row spacing, column spacing) and file names (for the
+    messages); raise `DicomSeriesError` for a stack that is not a regular grid."""
     positions = np.asarray(positions, dtype=np.float64)
     if len(positions) < 2:
         raise DicomSeriesError(f"{name}: the series has {len(positions)} slice; a 3D CT series of "
                                "many slices is needed.")
-    spread = float(np.abs(orientations - orientations[0]).max())
-    if spread > ORIENTATION_TOLERANCE:
-        raise DicomSeriesError(f"{name}: the slices are not parallel (ImageOrientationPatient "
-                               f"differs by up to {spread:.3f} between slices); give a series of "
-                               "parallel slices, or resample it to one grid.")
-    row, column = orientations[0, :3], orientations[0, 3:]
+    orientation = np.asarray(orientation, dtype=np.float64)
+    row, column = orientation[:3], orientation[3:]
     row, column = row / np.linalg.norm(row), column / np.linalg.norm(column)
     normal = np.cross(row, column)
     order = np.argsort(positions @ normal, kind="stable")
     positions = positions[order]
-    _check_steps(positions @ normal, name)
+    _check_steps(positions @ normal, [files[i] for i in order], name)
     _check_tilt(positions, normal, min(pixel_spacing), name)
     steps = np.stack([row * pixel_spacing[1], column * pixel_spacing[0],
                       (positions[-1] - positions[0]) / (len(positions) - 1)])
     return SliceStack(order, ras_affine("LPS", steps, positions[0]))
 
 
-def _check_steps(distances: np.ndarray, name: str) -> None:
-    """Refuse duplicate positions, missing slices and uneven spacing (distances sorted, mm)."""
+def _step_sizes(steps: np.ndarray) -> str:
+    """The step sizes that occur (to 0.01 mm), each with how often: the most frequent ones, in
+    increasing order."""
+    sizes, counts = np.unique(np.round(steps, 2), return_counts=True)
+    shown = sorted(np.argsort(-counts, kind="stable")[:_STEP_SIZES_SHOWN])
+    text = ", ".join(f"{sizes[i]:.2f} mm ({counts[i]}x)" for i in shown)
+    others = len(sizes) - len(shown)
+    return text + (f" and {others} other step size(s)" if others else "")
+
+
+def _check_steps(distances: np.ndarray, files: list[str], name: str) -> None:
+    """Refuse slices at one position, missing slices and uneven spacing (distances sorted, mm;
+    `files` in the same order)."""
     steps = np.diff(distances)
     if not np.any(steps > STEP_TOLERANCE_MM):
         raise DicomSeriesError(f"{name}: all {len(distances)} slices lie at the same position; "
                                "this is not a 3D series.")
     median = float(np.median(steps[steps > STEP_TOLERANCE_MM]))
     tolerance = STEP_TOLERANCE_MM + STEP_TOLERANCE_FRACTION * median
-    duplicates = np.flatnonzero(steps <= tolerance)
-    if len(duplicates):
+    same = np.flatnonzero(steps <= tolerance)
+    if len(same):
+        first = same[0]
+        more = f" ({len(same) - 1} more such pair(s))" if len(same) > 1 else ""
         raise DicomSeriesError(
-            f"{name}: {len(duplicates)} duplicate slice(s): two slices at "
-            f"{distances[duplicates[0]]:.2f} mm along the slice normal; remove the duplicates (a "
-            "second reconstruction, or a copied file) or export the series again.")
+            f"{name}: {files[first]} and {files[first + 1]} are different slices at the same "
+            f"position ({distances[first]:.2f} mm along the slice normal, {steps[first]:.2f} mm "
+            f"apart){more}; remove one of each pair (a second reconstruction, or a copy saved "
+            "under a new SOPInstanceUID) or export the series again.")
     multiples = np.round(steps / median)
     gaps = np.flatnonzero((multiples >= 2) & (np.abs(steps - multiples * median) <= tolerance))
     if len(gaps):
         first = gaps[0]
         raise DicomSeriesError(
             f"{name}: {int(np.sum(multiples[gaps] - 1))} slice(s) missing, the first between "
-            f"{distances[first]:.2f} and {distances[first + 1]:.2f} mm along the slice normal (the "
-            f"others are {median:.2f} mm apart); the series is incomplete: export it again.")
-    uneven = np.abs(steps - median) > tolerance
-    if np.any(uneven):
+            f"{files[first]} ({distances[first]:.2f} mm) and {files[first + 1]} "
+            f"({distances[first + 1]:.2f} mm along the slice normal; the others are {median:.2f} "
+            "mm apart); the series is incomplete: export it again.")
+    if np.any(np.abs(steps - median) > tolerance):
         raise DicomSeriesError(
-            f"{name}: uneven slice spacing (steps from {steps.min():.2f} to {steps.max():.2f} mm; "
-            f"allowed: the median {median:.2f} mm ± {tolerance:.2f} mm, i.e. "
-            f"{STEP_TOLERANCE_MM:g} mm + {100 * STEP_TOLERANCE_FRACTION:g}%); resample the series "
+            f"{name}: uneven slice spacing: the steps between neighbouring slices are "
+            f"{_step_sizes(steps)}, where every step must be the same within "
+            f"{STEP_TOLERANCE_MM:g} mm + {100 * STEP_TOLERANCE_FRACTION:g}%; resample the series "
             "to even spacing first.")
 
 

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import InputVolumeError
+from ..errors import InputVolumeError, IntensityError
 
 AIR_HU = -500.0
 MIN_AIR_FRACTION = 0.001
@@ -32,11 +32,15 @@ def as_scalar_3d(array: np.ndarray, name: str = "The volume") -> np.ndarray:
     return array
 
 
-def check_ct_intensities(array: np.ndarray, force: bool = False, name: str = "The volume") -> None:
+def check_ct_intensities(array: np.ndarray, force: bool = False, name: str = "The volume",
+                         cause: str | None = None) -> None:
     """Refuse volumes with NaN/inf, constant volumes and intensities that are not CT HU.
 
-    With `force`, non-HU intensities only warn. Works on a strided subsample so that a large volume
-    is never copied whole.
+    `name` names the input in messages (its file or folder); `cause` replaces the guess at why the
+    values are not HU where the reader knows (e.g. a DICOM series without RescaleIntercept). With
+    `force`, non-HU intensities only warn; without, `IntensityError` says what to convert, and
+    each caller adds how it forces a run. Works on a strided subsample so that a large volume is
+    never copied whole.
     """
     step = max(1, int(np.ceil((array.size / SAMPLE_VOXELS) ** (1 / 3))))
     sample = np.asarray(array[::step, ::step, ::step], dtype=np.float32)
@@ -53,11 +57,11 @@ def check_ct_intensities(array: np.ndarray, force: bool = False, name: str = "Th
     if air_fraction < MIN_AIR_FRACTION or median > MAX_MEDIAN_HU:
         message = (f"{name} does not look like a CT in Hounsfield units (range {low:g} to {high:g}, "
                    f"median {median:g}, {100 * air_fraction:.2f}% of voxels at or below "
-                   f"{AIR_HU:g} HU where a CT has air). It may be an MRI, or a CT stored without "
-                   "its rescale slope/intercept.")
+                   f"{AIR_HU:g} HU where a CT has air). "
+                   + (cause or "It may be an MRI, or a CT stored without its rescale "
+                               "slope/intercept."))
         if not force:
-            raise InputVolumeError(message + " Convert it to HU, or pass --force (force=True) to "
-                                   "segment it anyway.")
+            raise IntensityError(message + " Convert it to Hounsfield units first.")
         warnings.warn(message + " Continuing because force was given.", stacklevel=2)
 
 
