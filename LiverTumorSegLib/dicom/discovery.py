@@ -51,20 +51,11 @@ def series_folders(folder: Path) -> list[Path]:
 def read_headers(folder: Path, series_uid: str | None = None) -> list[tuple[Path, Dataset]]:
     """The (path, header without pixels) of every file of the one series in `folder`, or of the
     series `series_uid`; several series without a choice are refused, each listed."""
-    import pydicom
-
     files = dicom_files(folder)
     if not files:
         raise DicomSeriesError(f"{folder} holds no DICOM files; give a folder of DICOM slices, a "
                                "folder of such folders, or NIfTI/NRRD files.")
-    by_series: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
-    for path in files:
-        try:
-            header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        except Exception as exc:  # noqa: BLE001 - a damaged file is named, not guessed at
-            raise DicomSeriesError(f"{path}: unreadable DICOM file ({type(exc).__name__}: {exc}); "
-                                   "remove it or export the series again.") from exc
-        by_series[str(header.get("SeriesInstanceUID", ""))].append((path, header))
+    by_series = _headers_by_series(files)
     if series_uid is not None:
         if series_uid not in by_series:
             raise DicomSeriesError(f"{folder} holds no series {series_uid}; it holds "
@@ -74,6 +65,28 @@ def read_headers(folder: Path, series_uid: str | None = None) -> list[tuple[Path
         raise DicomSeriesError(f"{folder} holds {len(by_series)} DICOM series: "
                                f"{_list_series(by_series)}; pick one with --series UID.")
     return next(iter(by_series.values()))
+
+
+def _headers_by_series(files: list[Path]) -> dict[str, list[tuple[Path, Dataset]]]:
+    """The (path, header without pixels) of each file, grouped by SeriesInstanceUID."""
+    import pydicom
+
+    by_series: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
+    for path in files:
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception as exc:  # noqa: BLE001 - a damaged file is named, not guessed at
+            raise DicomSeriesError(f"{path}: unreadable DICOM file ({type(exc).__name__}: {exc}); "
+                                   "remove it or export the series again.") from exc
+        by_series[str(header.get("SeriesInstanceUID", ""))].append((path, header))
+    return by_series
+
+
+def series_choices(folder: Path) -> list[tuple[str, str]]:
+    """Each series directly in `folder` as (SeriesInstanceUID, the line `segment` lists it with
+    when it refuses a folder of several series), sorted by UID."""
+    return [(uid, _list_series({uid: members}))
+            for uid, members in sorted(_headers_by_series(dicom_files(folder)).items())]
 
 
 def _list_series(by_series: dict[str, list[tuple[Path, Dataset]]]) -> str:

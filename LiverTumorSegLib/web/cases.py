@@ -1,0 +1,44 @@
+"""What the user can open: the demo sample, an uploaded file, DICOM series or `.zip`, or a case of the
+`--data` folder. Everything is read by the command line's own `inputs.read_input`, so the same
+checks and refusals apply; a folder holding several cases or series is listed for the user to pick
+one, each series listed as `segment` lists it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..inputs import CaseInput, expand_inputs, read_input
+
+
+@dataclass(frozen=True)
+class CaseChoice:
+    """One case to open: a file or DICOM folder (and one series of it), with the page's label and
+    the source written into the stats JSON's `input`."""
+
+    label: str
+    path: Path
+    source: str
+    series_uid: str | None = None
+
+    def read(self) -> CaseInput:
+        """Read the case as `livertumorseg segment` would."""
+        return read_input(self.path, self.series_uid)
+
+
+def choices_in(folder: Path, source: str) -> list[CaseChoice]:
+    """The cases an uploaded folder stands for, as `segment FOLDER` would see them; a DICOM folder
+    holding several series is listed per series. An empty list never comes back: a folder without
+    any case stays one choice, whose reading names the problem."""
+    from ..dicom.discovery import dicom_files, series_choices
+
+    choices = []
+    for path in expand_inputs([folder]):
+        label = "./" if path == folder else str(path.relative_to(folder))
+        if path.is_dir() and dicom_files(path):
+            series = series_choices(path)
+            if len(series) > 1:
+                choices += [CaseChoice(line, path, source, uid) for uid, line in series]
+                continue
+        choices.append(CaseChoice(label, path, source))
+    return choices
