@@ -191,6 +191,14 @@ class LiverTumorSegWebApp(TrameApp):
             return
         await self.offer(choices)
 
+    async def load_model(self) -> None:
+        """Load the model on a worker thread ahead of the first Segment; a model that cannot load
+        is reported now."""
+        try:
+            await asyncio.to_thread(self.session.logic.segmenter, self.session.device)
+        except Exception as exc:  # noqa: BLE001
+            self._report(exc)
+
     # ---- segmenting -------------------------------------------------------------------------
     async def segment(self) -> None:
         """Start the segmentation of the open case, or cancel the one running."""

@@ -41,7 +41,7 @@ def build_page(app: LiverTumorSegWebApp, layout_manager: LayoutManager) -> None:
             _download_card()
         with page.content:
             with html.Div(style="display: flex; flex-direction: column; height: 100%;"):
-                with html.Div(style="flex: 1 1 62%; min-height: 320px; position: relative;",
+                with html.Div(style="height: 60vh; min-height: 320px; position: relative;",
                               classes="lts-views"):
                     layout_manager.initialize_layout_grid(page)
                 _results(app)
@@ -119,7 +119,7 @@ def _download_card() -> None:
 
 def _results(app: LiverTumorSegWebApp) -> None:
     with html.Div(v_if="lts_has_result", classes="pa-2 lts-results",
-                  style="flex: 1 1 38%; overflow: auto;"):
+                  style="height: calc(40vh - 64px); overflow: auto;"):
         v3.VAlert(v_for="warning in lts_warnings", key="warning", text=("warning",),
                   type="warning", density="compact", classes="mb-1 lts-warning")
         v3.VAlert(v_if="lts_edited", type="info", density="compact", classes="mb-1 lts-edited",

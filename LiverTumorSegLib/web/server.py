@@ -40,6 +40,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, data: str | None = None,
                   "cases; use --host 127.0.0.1 to keep it on this machine.", file=sys.stderr,
                   flush=True)
         create_task(app.open_demo())
+        create_task(app.load_model())
 
     app.server.controller.on_server_ready.add(ready)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
