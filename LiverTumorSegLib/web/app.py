@@ -8,6 +8,7 @@ trame's state is shared by every tab of the server, so every tab shows and drive
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ class LiverTumorSegWebApp(TrameApp):
         state.trame__title = "LiverTumorSeg"
         state.update({"lts_error": "", "lts_notice": "", "lts_busy": "", "lts_case": None,
                       "lts_choices": [], "lts_data_items": [], "lts_data_pick": None,
-                      "lts_has_data": self.data_dir is not None, "lts_running": False,
+                      "lts_has_data": self.data_dir is not None, "lts_running": False, "lts_force": False,
                       "lts_progress": 0, "lts_stage": "", "lts_rows": [], "lts_warnings": [],
                       "lts_edited": False, "lts_has_result": False, "lts_downloads": [],
                       "lts_preset": "abdomen", "lts_segment_style": "outline_fill",
@@ -90,7 +91,9 @@ class LiverTumorSegWebApp(TrameApp):
         state.change("lts_segment_style")(self._on_segment_style)
 
     def _report(self, exc: BaseException) -> None:
+        """Show an error as one message; paths inside the private workspace show as file names."""
         message, _ = describe_error(exc)
+        message = re.sub(re.escape(str(self.workspace.root)) + r"/(?:[^/\s]+/)*", "", message)
         self.state.update({"lts_error": message, "lts_busy": ""})
 
     def clear_messages(self) -> None:
@@ -191,14 +194,6 @@ class LiverTumorSegWebApp(TrameApp):
             return
         await self.offer(choices)
 
-    async def load_model(self) -> None:
-        """Load the model on a worker thread ahead of the first Segment; a model that cannot load
-        is reported now."""
-        try:
-            await asyncio.to_thread(self.session.logic.segmenter, self.session.device)
-        except Exception as exc:  # noqa: BLE001
-            self._report(exc)
-
     # ---- segmenting -------------------------------------------------------------------------
     async def segment(self) -> None:
         """Start the segmentation of the open case, or cancel the one running."""
@@ -208,7 +203,7 @@ class LiverTumorSegWebApp(TrameApp):
             return
         self.clear_messages()
         try:
-            self.session.start()
+            self.session.start(force=bool(self.state.lts_force))
         except Exception as exc:  # noqa: BLE001
             self._report(exc)
             return

@@ -105,6 +105,9 @@ def _segment_card(app: LiverTumorSegWebApp) -> None:
             v3.VProgressLinear(v_if="lts_running", model_value=("lts_progress",), height=8,
                                color="primary", classes="lts-progress")
             html.Div("{{ lts_stage }}", v_if="lts_running", classes="text-caption lts-stage")
+            v3.VCheckbox(v_model=("lts_force",), density="compact", hide_details=True,
+                         disabled=("lts_running",), classes="lts-force",
+                         label="Segment even if the values do not look like CT (a warning stays)")
 
 
 def _download_card() -> None:

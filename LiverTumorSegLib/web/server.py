@@ -27,6 +27,11 @@ def serve(host: str = "127.0.0.1", port: int = 8080, data: str | None = None,
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from trame_server.utils.asynchronous import create_task
 
+    from ..pipeline import Segmenter
+
+    # Converting the model for OpenVINO crashed the process once trame-slicer's views existed, so
+    # the model is loaded (and converted into its cache, the first time) before they are made.
+    Segmenter(model, device)
     from .app import LiverTumorSegWebApp
 
     app = LiverTumorSegWebApp(data_dir=data_dir, device=device, max_upload_mb=max_upload_mb,
@@ -40,8 +45,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080, data: str | None = None,
                   "cases; use --host 127.0.0.1 to keep it on this machine.", file=sys.stderr,
                   flush=True)
         create_task(app.open_demo())
-        create_task(app.load_model())
 
+    app.session.logic.segmenter(device)  # from the cache now; the first Segment need not wait
     app.server.controller.on_server_ready.add(ready)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -98,15 +98,16 @@ class CaseSession:
     def running(self) -> bool:
         return self.run is not None and not self.run.ended
 
-    def start(self) -> None:
-        """Start segmenting the open case on a worker thread (`poll` reports how it goes)."""
+    def start(self, force: bool = False) -> None:
+        """Start segmenting the open case on a worker thread (`poll` reports how it goes);
+        `force` segments values that do not look like CT (a warning remains), as `--force`."""
         if self.volume_node is None:
             raise LiverTumorSegError("No case is open; open the demo, upload a CT or pick one "
                                      "from the list first.")
         if self.running:
             return
         volume = self.logic.volumeFromNode(self.volume_node)
-        self.run = BackgroundSegmentation(self.logic, volume, self.device)
+        self.run = BackgroundSegmentation(self.logic, volume, self.device, force=force)
         self.run.start()
 
     def cancel(self) -> None:
