@@ -406,7 +406,7 @@ def test_bad_uploads_each_give_their_message_and_the_page_goes_on(page, tmp_path
     upload(page, _two_series_zip(tmp_path))
     page.wait_for_selector(".lts-choice", timeout=120_000)
     page.snap("two-series")
-    assert "2 cases or series; pick one" in page.inner_text(".lts-notice")
+    assert "holds 2 cases or series; pick one" in page.inner_text(".lts-notice")
     choices = page.locator(".lts-choice").all_inner_texts()
     assert len(choices) == 2 and all("(6 slices)" in c for c in choices)
     page.locator(".lts-choice", has_text="second reconstruction").click()

@@ -33,9 +33,11 @@ from .views import CaseViews
 
 POLL_SECONDS = 0.1
 EDIT_SETTLE_SECONDS = 0.4
-DOWNLOADS = (("labels", "Label map (_seg.nii.gz)"), ("segmentation", "Slicer segmentation (.seg.nrrd)"),
-             ("statistics", "Statistics (_stats.json)"), ("lesions", "Lesion table (.csv)"),
-             ("dicom_seg", "DICOM SEG (_seg.dcm)"))
+DOWNLOADS = (("labels", "Label map", "{}_seg.nii.gz"), ("segmentation", "Slicer segmentation",
+                                                            "{}.seg.nrrd"),
+             ("statistics", "Statistics", "{}_stats.json"), ("lesions", "Lesion table",
+                                                             "{}_lesions.csv"),
+             ("dicom_seg", "DICOM SEG", "{}_seg.dcm"))
 TABLE_COLUMNS = tuple(c for c in STATISTICS_COLUMNS if c != "Warning")
 
 
@@ -94,7 +96,8 @@ class LiverTumorSegWebApp(TrameApp):
         """Show an error as one message; paths inside the private workspace show as file names."""
         message, _ = describe_error(exc)
         message = re.sub(re.escape(str(self.workspace.root)) + r"/(?:[^/\s]+/)*", "", message)
-        self.state.update({"lts_error": message, "lts_busy": ""})
+        with self.state:  # pushed to the page at once, from a task too
+            self.state.update({"lts_error": message, "lts_busy": ""})
 
     def clear_messages(self) -> None:
         """Hide the error and notice banners."""
@@ -131,18 +134,19 @@ class LiverTumorSegWebApp(TrameApp):
             await self.open_choice_of(choices[0])
             return
         self.choices = choices
-        self.state.update({"lts_busy": "", "lts_choices": [
-            {"label": c.label, "index": i} for i, c in enumerate(choices)],
-            "lts_notice": f"This upload holds {len(choices)} cases or series; pick one."})
+        with self.state:
+            self.state.update({"lts_busy": "", "lts_choices": [
+                {"label": c.label, "index": i} for i, c in enumerate(choices)],
+                "lts_notice": f"This holds {len(choices)} cases or series; pick one."})
 
     async def open_choice_of(self, choice: CaseChoice) -> None:
         """Read a case on a worker thread (the command line's reading and checks), then show it."""
         if self.session.running:
             self.state.lts_error = "A segmentation is running; cancel it before opening another case."
             return
-        self.clear_messages()
-        self.state.lts_busy = f"Reading {choice.label} ..."
-        self.state.flush()
+        with self.state:
+            self.clear_messages()
+            self.state.lts_busy = f"Reading {choice.label} ..."
         try:
             case = await asyncio.to_thread(choice.read)
             self.slicer_app.segmentation_editor.clear()
@@ -153,10 +157,11 @@ class LiverTumorSegWebApp(TrameApp):
         self.choices = []
         self.views.show_volume(node, self.state.lts_preset)
         info = self.session.info
-        self.state.update({"lts_busy": "", "lts_choices": [], "lts_case": {
-            "name": info.name, "source": info.source, "shape": " x ".join(map(str, info.shape)),
-            "spacing": " x ".join(f"{s:g}" for s in info.spacing_mm)}})
-        self._publish_statistics()
+        with self.state:  # after an await: push the changes to the page explicitly
+            self.state.update({"lts_busy": "", "lts_choices": [], "lts_case": {
+                "name": info.name, "source": info.source, "shape": " x ".join(map(str, info.shape)),
+                "spacing": " x ".join(f"{s:g}" for s in info.spacing_mm)}})
+            self._publish_statistics()
 
     # ---- uploads ----------------------------------------------------------------------------
     def _bind_routes(self, wslink_server: Any) -> None:
@@ -180,7 +185,7 @@ class LiverTumorSegWebApp(TrameApp):
     async def _uploaded(self, batch_id: str) -> None:
         batch = self.uploads.pop(batch_id, None)
         if batch is None or not batch.names:
-            self.state.update({"lts_busy": "", "lts_error": "No file arrived; upload again."})
+            self._report(UploadError("No file arrived; upload again."))
             return
         try:
             for name in list(batch.names):
@@ -253,9 +258,10 @@ class LiverTumorSegWebApp(TrameApp):
         self.state.update({
             "lts_rows": rows, "lts_warnings": list(stats.get("warnings", [])),
             "lts_edited": self.session.edited, "lts_has_result": True,
-            "lts_downloads": [{"label": label, "kind": kind,
+            "lts_downloads": [{"kind": kind, "filename": name.format(self.session.info.name),
+                               "label": f"{label} ({name.format(self.session.info.name)})",
                                "href": f"lts/download/{self.download_token}/{kind}"}
-                              for kind, label in kinds]})
+                              for kind, label, name in kinds]})
 
     def _on_edit(self, *_args) -> None:
         if self.session.result is None or self.session.running:

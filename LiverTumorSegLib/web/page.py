@@ -115,9 +115,12 @@ def _download_card() -> None:
         v3.VCardTitle("Download", classes="text-subtitle-1")
         with v3.VCardText(classes="d-flex flex-column ga-1"):
             html.Div("The files carry your edits.", v_if="lts_edited", classes="text-caption")
-            v3.VBtn(v_for="item in lts_downloads", key="item.kind", text=("item.label",),
-                    href=("item.href",), download=True, size="small", variant="tonal",
-                    prepend_icon="mdi-download", classes=("`lts-download lts-download-${item.kind}`",))
+            # Plain links with `download`: following a link away from the page would close its
+            # connection to the server.
+            html.A("{{ item.label }}", v_for="item in lts_downloads", key="item.kind",
+                   href=("item.href",), download=("item.filename",),
+                   classes=("`v-btn v-btn--variant-tonal v-btn--size-small pa-2 text-none "
+                            "lts-download lts-download-${item.kind}`",))
 
 
 def _results(app: LiverTumorSegWebApp) -> None:

@@ -27,6 +27,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080, data: str | None = None,
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from trame_server.utils.asynchronous import create_task
 
+    from ..dicom import series  # noqa: F401 - readers imported here, on the main thread, not
+    from ..inputs import read_input  # noqa: F401 - first inside a worker thread reading a case
     from ..pipeline import Segmenter
 
     # Converting the model for OpenVINO crashed the process once trame-slicer's views existed, so
