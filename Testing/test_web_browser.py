@@ -11,14 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-import queue
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -34,6 +29,7 @@ if not CHROMIUM.is_file():
                 allow_module_level=True)
 
 from conftest import DATA_DIR  # noqa: E402
+from web_server import Server  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from LiverTumorSegLib.cli import main as cli_main  # noqa: E402
@@ -67,45 +63,6 @@ def cli_demo(tmp_path_factory) -> Path:
     shutil.copy(SAMPLE_CT, copy)
     assert cli_main(["segment", str(SAMPLE_CT), str(copy), "-o", str(folder / "out")]) == 0
     return folder / "out"
-
-
-class Server:
-    """`livertumorseg web` in a subprocess; `url` once it printed where to open it."""
-
-    def __init__(self, *options: str):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "LiverTumorSegLib.cli", "web", "--port", "0", *options],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.url = self._wait_for_url()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-
-    def _wait_for_url(self, timeout: float = 180) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                assert self.process.poll() is None, "".join(self.output[-30:])
-                continue
-            found = re.match(r"LiverTumorSeg web app: (http://\S+)", line)
-            if found:
-                return found.group(1)
-        raise AssertionError("the server printed no URL:\n" + "".join(self.output[-30:]))
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture

@@ -42,6 +42,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080, data: str | None = None,
     def ready(**_) -> None:
         shown = f"[{host}]" if ":" in host else host
         print(f"LiverTumorSeg web app: http://{shown}:{app.server.port}/", flush=True)
+        print(f"Uploads and results are kept in {app.workspace.root} until the app stops.",
+              flush=True)
         if listens_beyond_this_machine(host):
             print(f"warning: listening on {host}: other machines can open this app and its "
                   "cases; use --host 127.0.0.1 to keep it on this machine.", file=sys.stderr,
