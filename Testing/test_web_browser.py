@@ -370,7 +370,11 @@ def test_bad_uploads_each_give_their_message_and_the_page_goes_on(page, tmp_path
     wait_for_views(page, "export")
     assert "512 x 512 x 6" in page.inner_text(".lts-case-info")
 
+    shown = page.evaluate("Array.from(document.querySelectorAll('img')).map(i => i.src)")
     page.click(".lts-open-demo")
     wait_for_views(page)
+    page.wait_for_function("previous => Array.from(document.querySelectorAll('img')).every("
+                           "(img, i) => img.src !== previous[i])", arg=shown, timeout=60_000)
+    time.sleep(2)  # the last frames of the fitted views
     page.snap("demo-again")
     assert all(contrast > 10 for contrast in view_contrast(page))

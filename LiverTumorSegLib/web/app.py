@@ -29,7 +29,7 @@ from .files import DataEntry, UploadBatch, UploadError, Workspace, data_entries,
 from .page import build_page
 from .routes import add_routes
 from .session import CaseSession
-from .views import CaseViews
+from .views import SEGMENT_STYLES, CaseViews
 
 POLL_SECONDS = 0.1
 EDIT_SETTLE_SECONDS = 0.4
@@ -238,10 +238,13 @@ class LiverTumorSegWebApp(TrameApp):
             self._report(event.error)
 
     def _show_segmentation(self) -> None:
-        node = self.session.segmentation_node
-        self.views.set_segment_style(node, self.state.lts_segment_style)
         self.editor.on_volume_changed(self.session.volume_node)
+        display = self.editor.data.segment_display  # the editor owns the segments' display
+        display.show_3d = True
+        display.opacity_3d.value = 1.0  # see-through surfaces are not drawn by the headless GL
+        display.opacity_mode = SEGMENT_STYLES[self.state.lts_segment_style]
         self.slicer_app.segmentation_editor.set_surface_representation_enabled(True)
+        self.views.show_segmentation()
         self._publish_statistics()
 
     # ---- statistics and edits ---------------------------------------------------------------
@@ -299,8 +302,7 @@ class LiverTumorSegWebApp(TrameApp):
             self.views.set_window(self.session.volume_node, lts_preset)
 
     def _on_segment_style(self, lts_segment_style: str, **_) -> None:
-        if self.session.segmentation_node is not None:
-            self.views.set_segment_style(self.session.segmentation_node, lts_segment_style)
+        self.editor.data.segment_display.opacity_mode = SEGMENT_STYLES[lts_segment_style]
 
     def reset_views(self) -> None:
         """Fit every view to the case again."""

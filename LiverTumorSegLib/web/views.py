@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trame_slicer.core import LayoutManager, SlicerApp
-from vtkmodules.vtkCommonCore import vtkCommand
+from trame_slicer.segmentation import SegmentationOpacityEnum
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+from vtkmodules.vtkCommonCore import vtkCommand
 
 LAYOUT_ID = "LiverTumorSeg"
 
@@ -23,7 +24,10 @@ class WindowPreset:
 
 WINDOW_PRESETS = {"abdomen": WindowPreset("Abdomen", 400.0, 50.0),
                   "liver": WindowPreset("Liver", 150.0, 30.0)}
-SEGMENT_STYLES = {"outline_fill": (True, True), "outline": (True, False), "fill": (False, True)}
+# How segments look in the slice views; applied through the Segment Editor's display settings,
+# which own the segmentation's display node once it is being edited.
+SEGMENT_STYLES = {"outline_fill": SegmentationOpacityEnum.BOTH,
+                  "outline": SegmentationOpacityEnum.OUTLINE, "fill": SegmentationOpacityEnum.FILL}
 
 
 def quad_layout() -> Layout:
@@ -82,13 +86,13 @@ class CaseViews:
         display.SetAutoWindowLevel(False)
         display.SetWindowLevel(window.width, window.level)
 
-    @staticmethod
-    def set_segment_style(segmentation_node, style: str) -> None:
-        """Outlines, fills or both in the slice views (a key of `SEGMENT_STYLES`)."""
-        outline, fill = SEGMENT_STYLES[style]
-        display = segmentation_node.GetDisplayNode()
-        display.SetVisibility2DOutline(outline)
-        display.SetVisibility2DFill(fill)
+    def show_segmentation(self) -> None:
+        """Make room for the segment surfaces in 3D: the slice planes leave the 3D view (each slice
+        view's 3D button brings its plane back) and the camera fits the scene."""
+        for view in self.slice_views:
+            view.set_visible_in_3d(False)
+        for view in self.app.view_manager.get_threed_views():
+            view.reset_view()
 
     def centre_on(self, ras: tuple[float, float, float]) -> None:
         """Move every slice view to `ras` and put it in the middle; aim the 3D camera at it."""
