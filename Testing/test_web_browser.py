@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -29,8 +28,8 @@ if not CHROMIUM.is_file():
                 allow_module_level=True)
 
 from conftest import DATA_DIR  # noqa: E402
-from web_server import Server  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
+from web_server import Server  # noqa: E402
 
 from LiverTumorSegLib.cli import main as cli_main  # noqa: E402
 from LiverTumorSegLib.inputs import read_volume  # noqa: E402

@@ -27,7 +27,7 @@ from LiverTumorSegLib.reporting.batch import LESION_COLUMNS, CaseOutcome, lesion
 from LiverTumorSegLib.statistics import statistics_of_labels  # noqa: E402
 from LiverTumorSegLib.web.cases import choices_in  # noqa: E402
 from LiverTumorSegLib.web.files import unpack_zip  # noqa: E402
-from LiverTumorSegLib.web.session import CaseSession  # noqa: E402
+from LiverTumorSegLib.web.session import EDITED_NOTE, CaseSession  # noqa: E402
 from LiverTumorSegLib.workflow import segment_file  # noqa: E402
 
 RUN_ONLY = ("seconds", "input")
@@ -107,6 +107,7 @@ def test_an_edit_is_measured_by_the_engine_and_exported(session, liver_everywher
     assert statistics == {**statistics_of_labels(painted, session.case.volume),
                           **{k: statistics[k] for k in ("device", "seconds", "model", "warnings",
                                                         "input", "edited")}}
+    assert statistics["warnings"] == [*session.result.statistics["warnings"], EDITED_NOTE]
     session.set_statistics(statistics, is_edited)
     files = session.export(tmp_path)
     np.testing.assert_array_equal(np.asarray(read_volume(files["labels"]).array), painted)
@@ -122,7 +123,7 @@ def test_exports_equal_the_command_line_outputs(session, random_card, tmp_path):
     session.open(read_input(ct), "demo")
     run_to_end(session)
     files = session.export(tmp_path / "web")
-    cli, outputs = segment_file(Segmenter(random_card, "cpu"), ct, tmp_path / "cli")
+    _, outputs = segment_file(Segmenter(random_card, "cpu"), ct, tmp_path / "cli")
     assert {p.name for p in files.values()} == {"tiny64_ct_seg.nii.gz", "tiny64_ct_stats.json",
                                                  "tiny64_ct.seg.nrrd", "tiny64_ct_lesions.csv"}
     web_labels, cli_labels = read_volume(files["labels"]), read_volume(outputs.segmentation)

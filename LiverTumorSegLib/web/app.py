@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trame.app import TrameApp
+from trame_slicer.app.logic import SegmentEditorLogic
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 
@@ -24,8 +25,15 @@ from ..panel.background_run import Cancelled, Failed, Finished, Progress
 from ..reporting.tables import STATISTICS_COLUMNS, WARNING_ROW, statistics_rows
 from ..resources import SAMPLE_CT
 from .cases import CaseChoice, choices_in
-from .editor import CorrectionPanel, correction_logic
-from .files import DataEntry, UploadBatch, UploadError, Workspace, data_entries, unpack_zip
+from .files import (
+    DataEntry,
+    UploadBatch,
+    UploadError,
+    Workspace,
+    data_entries,
+    safe_name,
+    unpack_zip,
+)
 from .page import build_page
 from .routes import add_routes
 from .session import CaseSession
@@ -64,7 +72,7 @@ class LiverTumorSegWebApp(TrameApp):
                                        self.server)
         self.views = CaseViews(self.slicer_app, layout_manager)
         self.session = CaseSession(MrmlSegmentationLogic(self.slicer_app.scene, model_card), device)
-        self.editor = correction_logic(self.server, self.slicer_app)
+        self.editor = SegmentEditorLogic(self.server, self.slicer_app)  # effects and undo stack
         self.slicer_app.segmentation_editor.segmentation_modified.connect(self._on_edit)
 
         self._initial_state()
@@ -329,7 +337,5 @@ class LiverTumorSegWebApp(TrameApp):
 
 def _folder_name(folder: str) -> str:
     """The folder an upload is stored in: the last part of the browser's folder, else `upload`."""
-    from .files import safe_name
-
     parts = [p for p in folder.replace("\\", "/").split("/") if p not in ("", ".", "..")]
     return safe_name(parts[-1]) if parts else "upload"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from trame.widgets import html
 from trame.widgets.vuetify3 import VBtn, VBtnToggle, VDivider
-from trame_slicer.app.logic import SegmentEditorLogic
 from trame_slicer.app.ui import SegmentEditorUI
 from trame_slicer.app.ui.segmentation import (
     DrawEffectUI,
@@ -80,8 +79,3 @@ class CorrectionPanel(SegmentEditorUI):
             VDivider(classes="mb-2")
             for effect, panel in _PANELS:
                 self._register_effect_ui(effect, panel)
-
-
-def correction_logic(server, slicer_app) -> SegmentEditorLogic:
-    """trame-slicer's Segment Editor logic (effects, undo stack) bound to the app's state."""
-    return SegmentEditorLogic(server, slicer_app)

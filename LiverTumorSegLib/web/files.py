@@ -12,9 +12,9 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 from ..errors import InputVolumeError, LiverTumorSegError
 from ..volume.io import VOLUME_SUFFIXES

@@ -119,8 +119,8 @@ def _download_card() -> None:
             # connection to the server.
             html.A("{{ item.label }}", v_for="item in lts_downloads", key="item.kind",
                    href=("item.href",), download=("item.filename",),
-                   classes=("`v-btn v-btn--variant-tonal v-btn--size-small pa-2 text-none "
-                            "lts-download lts-download-${item.kind}`",))
+                   classes=("`v-btn v-btn--variant-tonal v-btn--size-small pa-2 text-none"
+                            " lts-download lts-download-${item.kind}`",))
 
 
 def _results(app: LiverTumorSegWebApp) -> None:

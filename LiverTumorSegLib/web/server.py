@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ..errors import LiverTumorSegError
 from .files import check_data_folder
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -22,7 +23,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, data: str | None = None,
     """Run the app until interrupted; the workspace (uploads, exports) is removed at exit."""
     data_dir: Path | None = check_data_folder(data) if data else None
     if max_upload_mb <= 0:
-        raise ValueError("--max-upload-mb must be a positive number of megabytes.")
+        raise LiverTumorSegError("--max-upload-mb must be a positive number of megabytes.")
     if not os.environ.get("DISPLAY"):  # no X server: render with EGL instead of trying X first
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from trame_server.utils.asynchronous import create_task

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from ..pipeline import SegmentationResult
 
 
+# Travels with edited results wherever the run's warnings go (the table, the stats JSON, the DICOM
+# SEG's descriptions), so that nobody takes an edited segmentation for the model's own.
+EDITED_NOTE = ("Edited by hand in the web app after the automatic segmentation; the numbers are "
+               "measured on the edited segments.")
+
+
 @dataclass(frozen=True)
 class CaseInfo:
     """What the page shows about the open case."""
@@ -145,8 +151,9 @@ class CaseSession:
         if np.array_equal(labels, self.result.labels):
             return self.result.statistics, False
         statistics = statistics_of_labels(labels, self.case.volume)
-        for key in ("device", "seconds", "model", "warnings", "input"):
+        for key in ("device", "seconds", "model", "input"):
             statistics[key] = copy.deepcopy(self.result.statistics.get(key))
+        statistics["warnings"] = [*self.result.statistics["warnings"], EDITED_NOTE]
         statistics["edited"] = True
         return statistics, True
 
