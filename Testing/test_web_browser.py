@@ -377,3 +377,14 @@ def test_bad_uploads_each_give_their_message_and_the_page_goes_on(page, tmp_path
     time.sleep(2)  # the last frames of the fitted views
     page.snap("demo-again")
     assert all(contrast > 10 for contrast in view_contrast(page))
+
+
+@pytest.mark.parametrize("page", [("--max-upload-mb", "1")], indirect=True)
+def test_an_upload_over_the_limit_is_refused_and_the_page_goes_on(page):
+    upload(page, SAMPLE_CT)  # 2.8 MB against a 1 MB limit
+    page.wait_for_selector(".lts-error", timeout=120_000)
+    page.snap("too-large")
+    assert "larger than the server's limit of 1 MB" in page.inner_text(".lts-error")
+    assert "lits117_crop_ct" in page.inner_text(".lts-case-name"), "the open case stays"
+    segment(page)
+    assert tumor_count(page) > 0

@@ -233,3 +233,20 @@ def test_statistics_of_labels_equal_the_pipeline_s_without_confidence(random_car
     assert measured["confidence"] is None
     truth = np.asarray(read_volume(label).array).astype(np.uint8)
     assert statistics_of_labels(truth, volume)["tumor_count"] == label_components(truth == 2)[1]
+
+
+def test_an_out_of_memory_run_fails_with_one_message_and_changes_nothing(session, monkeypatch):
+    from LiverTumorSegLib.cli import describe_error
+    from LiverTumorSegLib.panel.background_run import Failed
+
+    ct, _ = data_case("tiny64")
+    session.open(read_input(ct), "demo")
+
+    def out_of_memory(*_args, **_kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(session.logic, "compute", out_of_memory)
+    events = run_to_end(session)
+    assert isinstance(events[-1], Failed) and session.segmentation_node is None
+    message, _ = describe_error(events[-1].error)
+    assert message.startswith("out of memory;")
