@@ -230,6 +230,17 @@ def command_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_web(args: argparse.Namespace) -> int:
+    """Start the web app; its package (and trame) is imported only here."""
+    try:
+        from .web.server import serve
+    except ImportError as exc:
+        raise LiverTumorSegError(f"The web app needs the web extra ({exc.name} is missing); install "
+                                 "it with: pip install -e '.[web]'") from exc
+    return serve(host=args.host, port=args.port, data=args.data, device=args.device,
+                 max_upload_mb=args.max_upload_mb, model=args.model)
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="CARD.json",
                         help="model card of the model to use (default: the bundled model)")
@@ -288,6 +299,21 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="model card summary, device and versions")
     info.add_argument("--model", metavar="CARD.json")
     info.set_defaults(handler=command_info)
+
+    web = commands.add_parser("web", help="start the web app: open, segment, correct and download "
+                                           "CT in a browser")
+    web.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    web.add_argument("--data", metavar="DIR",
+                     help="offer every CT volume and DICOM series under DIR (and nothing outside)")
+    web.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                     help="where the network runs (default: auto = CUDA if available)")
+    web.add_argument("--max-upload-mb", type=int, default=2048, metavar="MB",
+                     help="largest upload accepted, in MB (default 2048)")
+    web.add_argument("--model", metavar="CARD.json",
+                     help="model card of the model to use (default: the bundled model)")
+    web.set_defaults(handler=command_web)
 
     add_training_commands(commands)
     return parser

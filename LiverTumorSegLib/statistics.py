@@ -6,12 +6,17 @@ and oblique grids are handled). Axial diameters are taken within one axial slice
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
 from .labels import LIVER, TUMOR, boundary, label_components
+from .volume.checks import as_scalar_3d
+from .volume.orientation import plan_reorientation
+from .volume.space import Volume
 
 # Bands on the longest axial diameter (mm), lower bound included: [0, 10), [10, 20), [20, 50), [50, inf).
 SIZE_CATEGORIES = ((10.0, "<10 mm"), (20.0, "10-20 mm"), (50.0, "20-50 mm"), (np.inf, ">50 mm"))
@@ -94,6 +99,23 @@ def compute_statistics(labels: np.ndarray, affine: np.ndarray, hu: np.ndarray,
         "size_categories": [name for _, name in SIZE_CATEGORIES],
         "lesions": lesions,
     }
+
+
+def statistics_of_labels(labels: np.ndarray, volume: Volume) -> dict:
+    """`compute_statistics` of a label map on `volume`'s own grid (an edited segmentation, say):
+    oriented to canonical RAS as the pipeline does and measured inside the labels' bounding box, so
+    an unedited segmentation gives the pipeline's numbers. There is no model confidence for a label
+    map: `confidence` and each lesion's `mean_confidence` are None."""
+    with warnings.catch_warnings():  # the pipeline already warned about an oblique grid
+        warnings.simplefilter("ignore")
+        orientation = plan_reorientation(labels.shape, volume.affine)
+    canonical = orientation.to_canonical(labels)
+    hu = orientation.to_canonical(as_scalar_3d(volume.array))
+    found = ndimage.find_objects((canonical > 0).view(np.uint8))
+    box = found[0] if found else (slice(0, 1),) * 3
+    affine = orientation.canonical_affine.copy()
+    affine[:3, 3] += affine[:3, :3] @ np.array([s.start for s in box], dtype=float)
+    return compute_statistics(np.ascontiguousarray(canonical[box]), affine, hu[box])
 
 
 def _mean_confidence(confidence: np.ndarray | None, box: tuple, mask: np.ndarray) -> float | None:

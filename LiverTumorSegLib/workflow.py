@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 from .atomic import atomic_write_json
 from .errors import OutputError
 from .inputs import CaseInput, case_name, check_dicom_seg_inputs, read_input
-from .model.card import PostprocessingSpec
+from .model.card import ModelCard, PostprocessingSpec
 from .reporting.figures import save_overlay_montage
 from .volume.checks import as_scalar_3d
 from .volume.io import write_boxed_nifti, write_label_nifti
@@ -101,18 +101,28 @@ def segment_input(segmenter: Segmenter, case: CaseInput, output_dir: Path, overl
     """Segment an input already read and write its outputs; each output appears whole or not at all.
     `dicom_seg` also writes a DICOM SEG, which needs a DICOM series as input; `probabilities` the
     liver and tumour probability map (`probabilities.py`) on the input's grid."""
-    input_path, series, volume = case.path, case.series, case.volume
+    series = case.series
     reading_notes = series.warnings if series is not None else []
     for note in reading_notes:  # files a DICOM series left out
         warnings.warn(note, stacklevel=2)
-    result = segmenter.segment(volume, force=force, postprocessing=postprocessing,
+    result = segmenter.segment(case.volume, force=force, postprocessing=postprocessing,
                                progress=progress, cancel=cancel, probabilities=probabilities,
-                               name=str(input_path),
+                               name=str(case.path),
                                intensity_note=series.intensity_note if series is not None else None)
+    result.statistics["input"] = str(case.path)
+    result.statistics["warnings"].extend(reading_notes)
+    outputs = CaseOutputs.for_input(case.path, Path(output_dir))
+    write_case_outputs(case, result, outputs, segmenter.card, overlay, dicom_seg)
+    return result, outputs
+
+
+def write_case_outputs(case: CaseInput, result: SegmentationResult, outputs: CaseOutputs,
+                       card: ModelCard, overlay: bool = False, dicom_seg: bool = False) -> None:
+    """Write a result's files (the command line's, and the web app's exports): labels, statistics,
+    the probability map when the result has one, and on request the overlay and a DICOM SEG (which
+    needs a DICOM series as input); each output appears whole or not at all."""
+    input_path, series, volume = case.path, case.series, case.volume
     statistics = result.statistics
-    statistics["input"] = str(input_path)
-    statistics["warnings"].extend(reading_notes)
-    outputs = CaseOutputs.for_input(input_path, Path(output_dir))
     seg_dataset = None
     if series is not None:
         statistics["dicom"] = {"series_instance_uid": series.series_instance_uid,
@@ -125,8 +135,8 @@ def segment_input(segmenter: Segmenter, case: CaseInput, output_dir: Path, overl
         if note:
             warnings.warn(note, stacklevel=2)
             statistics["warnings"].append(note)
-        seg_dataset, record = build_dicom_seg(series, result.labels, frame_uid, segmenter.card.name,
-                                              segmenter.card.weights_sha256, statistics["warnings"])
+        seg_dataset, record = build_dicom_seg(series, result.labels, frame_uid, card.name,
+                                              card.weights_sha256, statistics["warnings"])
         statistics["dicom"].update(record)
     write_label_nifti(outputs.segmentation, result.labels, volume.affine)
     if result.probabilities is not None:
@@ -143,4 +153,3 @@ def segment_input(segmenter: Segmenter, case: CaseInput, output_dir: Path, overl
     if overlay:
         save_overlay_montage(outputs.overlay, as_scalar_3d(volume.array), result.labels,
                              volume.affine, title=case_name(input_path))
-    return result, outputs

@@ -1,6 +1,7 @@
 """`LiverTumorSegLib` keeps its promise: the engine runs without Qt or Slicer; only the `mrml`
 subpackage works on Slicer scenes. Data flows one way: reading volumes never reaches into DICOM, and
-the rooms built on the engine (`mrml`, `panel`) are imported by nothing below them."""
+the rooms built on the engine (`mrml`, `panel`, `web`) are imported by nothing below them; `cli.py`
+reaches the web app only inside its `web` command."""
 
 import ast
 import subprocess
@@ -62,12 +63,15 @@ def test_reading_a_volume_never_reaches_into_dicom():
 
 
 def test_the_rooms_above_the_engine_are_imported_by_nothing_below_them():
-    rooms = ("mrml", "panel")
+    """`mrml` and `panel` stand on the engine; `web` stands on both (the MRML logic and the
+    background run). Only `cli.py`'s `web` command reaches the web app (next test)."""
+    below = {"mrml": (), "panel": (), "web": ("mrml", "panel")}
     offenders = {}
     for path in _engine_files():
         room = path.relative_to(PACKAGE).parts[0]
-        reached = sorted(n for n in _imported_modules(path) for other in rooms if other != room
-                         and n.startswith(f"LiverTumorSegLib.{other}"))
+        allowed = {room, *below.get(room, ())} | ({"web"} if path == PACKAGE / "cli.py" else set())
+        reached = sorted(n for n in _imported_modules(path) for other in below
+                         if other not in allowed and n.startswith(f"LiverTumorSegLib.{other}"))
         if reached:
             offenders[str(path.relative_to(PACKAGE))] = reached
     assert offenders == {}
@@ -87,14 +91,15 @@ def test_no_engine_module_imports_qt_or_slicer_when_imported():
 
 
 def test_the_engine_segments_with_qt_and_slicer_absent(random_card, tmp_path):
-    """Every module outside `mrml/` imports, and the command line segments, in an interpreter where
-    importing slicer, qt, ctk or vtk fails."""
+    """Every module outside `mrml/` and `web/` (which run on Slicer's classes: slicer-core and
+    trame-slicer) imports, and the command line segments, in an interpreter where importing slicer,
+    qt, ctk or vtk fails."""
     import nibabel as nib
 
     ct = tmp_path / "body_ct.nii.gz"
     nib.save(nib.Nifti1Image(synthetic_ct(), np.diag([1.5, 1.5, 3.0, 1.0])), str(ct))
     engine = sorted(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(
-        ".__init__") for p in PACKAGE.rglob("*.py") if "mrml" not in p.parts)
+        ".__init__") for p in PACKAGE.rglob("*.py") if not {"mrml", "web"} & set(p.parts))
     code = "\n".join([
         "import importlib, sys",
         f"for name in {SLICER_SIDE!r}: sys.modules[name] = None  # import fails",
@@ -105,3 +110,12 @@ def test_the_engine_segments_with_qt_and_slicer_absent(random_card, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "body_ct_seg.nii.gz").is_file()
+
+
+def test_the_command_line_imports_the_web_app_only_in_its_handler():
+    assert not {n for n in _module_level_imports(PACKAGE / "cli.py")} & {"trame", "trame_slicer"}
+    tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
+    reaching = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                and any(isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("web")
+                        for inner in ast.walk(node))}
+    assert reaching == {"command_web"}

@@ -118,14 +118,10 @@ def _read_header(path: Path) -> Dataset:
     return header
 
 
-def read_folder(folder: Path, series_uid: str | None = None) -> FolderSeries:
-    """The image files of the one image series in `folder`, or of the series `series_uid`, and the
-    folder's non-image objects. Series of localizers only are no candidates; several candidates
-    without a choice are refused, each listed."""
-    files = dicom_files(folder)
-    if not files:
-        raise DicomSeriesError(f"{folder} holds no DICOM files; give a folder of DICOM slices, a "
-                               "folder of such folders, or NIfTI/NRRD files.")
+def _group_files(files: list[Path]) -> tuple[dict[str, list[tuple[Path, Dataset]]],
+                                             list[dict[str, str]]]:
+    """The image files' (path, header) by SeriesInstanceUID, and the non-image objects (file and
+    SOP class in words)."""
     by_series: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
     skipped: list[dict[str, str]] = []
     for path in files:
@@ -134,6 +130,25 @@ def read_folder(folder: Path, series_uid: str | None = None) -> FolderSeries:
             by_series[str(header.SeriesInstanceUID)].append((path, header))
         else:
             skipped.append({"file": str(path), "sop_class": sop_class_name(header)})
+    return by_series, skipped
+
+
+def _candidates(by_series: dict[str, list[tuple[Path, Dataset]]]
+                ) -> dict[str, list[tuple[Path, Dataset]]]:
+    """The image series that can be segmented: all but those of localizers only."""
+    return {uid: members for uid, members in by_series.items()
+            if not all(is_localizer(header) for _, header in members)}
+
+
+def read_folder(folder: Path, series_uid: str | None = None) -> FolderSeries:
+    """The image files of the one image series in `folder`, or of the series `series_uid`, and the
+    folder's non-image objects. Series of localizers only are no candidates; several candidates
+    without a choice are refused, each listed."""
+    files = dicom_files(folder)
+    if not files:
+        raise DicomSeriesError(f"{folder} holds no DICOM files; give a folder of DICOM slices, a "
+                               "folder of such folders, or NIfTI/NRRD files.")
+    by_series, skipped = _group_files(files)
     if not by_series:
         kinds = sorted({item["sop_class"] for item in skipped})
         raise DicomSeriesError(f"{folder} holds no DICOM images, only {len(skipped)} other "
@@ -143,13 +158,20 @@ def read_folder(folder: Path, series_uid: str | None = None) -> FolderSeries:
             raise DicomSeriesError(f"{folder} holds no image series {series_uid}; it holds "
                                    f"{_list_series(by_series)}.")
         return FolderSeries(by_series[series_uid], skipped)
-    candidates = {uid: members for uid, members in by_series.items()
-                  if not all(is_localizer(header) for _, header in members)}
+    candidates = _candidates(by_series)
     if len(candidates) > 1:
         raise DicomSeriesError(f"{folder} holds {len(candidates)} DICOM image series: "
                                f"{_list_series(candidates)}; pick one with --series UID.")
     return FolderSeries(sorted((m for members in by_series.values() for m in members),
                                key=lambda member: member[0]), skipped)
+
+
+def series_choices(folder: Path) -> list[tuple[str, str]]:
+    """Each image series of `folder` that can be segmented, as (SeriesInstanceUID, the line
+    `segment` lists it with when it refuses a folder of several series), sorted by UID."""
+    by_series, _ = _group_files(dicom_files(folder))
+    return [(uid, _list_series({uid: members}))
+            for uid, members in sorted(_candidates(by_series).items())]
 
 
 def _list_series(by_series: dict[str, list[tuple[Path, Dataset]]]) -> str:

@@ -106,6 +106,16 @@ class MrmlSegmentationLogic:
         inputVolumeNode.GetIJKToRASMatrix(matrix)
         return Volume(voxels, _matrix_to_numpy(matrix))
 
+    def volumeNodeFromVolume(self, volume: Volume, name: str):
+        """A new scalar volume node of the scene holding `volume` (voxels copied, IJK-to-RAS from
+        its affine, default display nodes): the inverse of `volumeFromNode`."""
+        node = self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+        _slicer().util.updateVolumeFromArray(
+            node, np.ascontiguousarray(np.asarray(volume.array).transpose(2, 1, 0)))
+        node.SetIJKToRASMatrix(_numpy_to_matrix(volume.affine))
+        node.CreateDefaultDisplayNodes()
+        return node
+
     # ---- the model --------------------------------------------------------------------------
     @property
     def card(self) -> ModelCard:
