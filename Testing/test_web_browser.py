@@ -364,7 +364,7 @@ def test_bad_uploads_each_give_their_message_and_the_page_goes_on(page, tmp_path
     page.snap("two-series")
     assert "holds 2 cases or series; pick one" in page.inner_text(".lts-notice")
     choices = page.locator(".lts-choice").all_inner_texts()
-    assert len(choices) == 2 and all("(6 slices)" in c for c in choices)
+    assert len(choices) == 2 and all("(6 images)" in c for c in choices)
     page.locator(".lts-choice", has_text="second reconstruction").click()
     wait_for_views(page, "export")
     assert "512 x 512 x 6" in page.inner_text(".lts-case-info")

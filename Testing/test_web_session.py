@@ -182,8 +182,8 @@ def test_a_zip_of_two_series_lists_each_as_the_command_line_does(tmp_path):
     destination.mkdir()
     unpack_zip(archive, destination / "two_series", limit_bytes=1 << 30)
     choices = choices_in(destination / "two_series", "upload")
-    assert len(choices) == 2 and all("(8 slices)" in c.label for c in choices)
-    with pytest.raises(InputVolumeError, match="holds 2 DICOM series") as refused:
+    assert len(choices) == 2 and all("(8 images)" in c.label for c in choices)
+    with pytest.raises(InputVolumeError, match="holds 2 DICOM image series") as refused:
         read_input(destination / "two_series" / "export")
     for choice in choices:
         assert choice.label in str(refused.value), "listed as `segment` lists it"
