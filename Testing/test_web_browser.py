@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ if not CHROMIUM.is_file():
 from conftest import DATA_DIR  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from web_server import Server  # noqa: E402
+from web_uploads import two_series_zip  # noqa: E402
 
 from LiverTumorSegLib.cli import main as cli_main  # noqa: E402
 from LiverTumorSegLib.inputs import read_volume  # noqa: E402
@@ -315,27 +315,6 @@ def test_each_download_equals_the_command_line_output(page, cli_demo, tmp_path):
     assert page.locator(".lts-download-dicom_seg").count() == 0, "no DICOM SEG for a NIfTI input"
 
 
-def _two_series_zip(folder: Path) -> Path:
-    import pydicom
-    from pydicom.uid import generate_uid
-
-    series = DATA_DIR / "dicom" / "ircadb_07"
-    if not (series / "image_0").is_file():
-        pytest.skip(f"the DICOM test series is not available: {series} is absent")
-    archive = folder / "two_series.zip"
-    second = generate_uid()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for index in range(6):
-            bundle.write(series / f"image_{index}", f"export/image_{index}")
-            dataset = pydicom.dcmread(series / f"image_{index}")
-            dataset.SeriesInstanceUID, dataset.SOPInstanceUID = second, generate_uid()
-            dataset.SeriesDescription = "second reconstruction"
-            copy = folder / f"copy_{index}"
-            dataset.save_as(copy)
-            bundle.write(copy, f"export/copy_{index}")
-    return archive
-
-
 def test_bad_uploads_each_give_their_message_and_the_page_goes_on(page, tmp_path):
     import nibabel
 
@@ -359,7 +338,7 @@ def test_bad_uploads_each_give_their_message_and_the_page_goes_on(page, tmp_path
     page.snap("truncated")
     assert "cannot be read" in page.inner_text(".lts-error")
 
-    upload(page, _two_series_zip(tmp_path))
+    upload(page, two_series_zip(tmp_path, 6))
     page.wait_for_selector(".lts-choice", timeout=120_000)
     page.snap("two-series")
     assert "holds 2 cases or series; pick one" in page.inner_text(".lts-notice")

@@ -6,15 +6,14 @@ import copy
 import csv
 import json
 import time
-import zipfile
 
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
 from conftest import DATA_DIR, data_case  # noqa: E402
+from web_uploads import two_series_zip
 
 from LiverTumorSegLib.errors import InputVolumeError, LiverTumorSegError  # noqa: E402
 from LiverTumorSegLib.inputs import read_input, read_volume  # noqa: E402
@@ -158,26 +157,8 @@ def test_exports_write_a_fresh_stats_file_each_time(session, tmp_path):
     assert first == second
 
 
-def _two_series_zip(tmp_path) -> object:
-    folder = DATA_DIR / "dicom" / "ircadb_07"
-    if not (folder / "image_0").is_file():
-        pytest.skip(f"the DICOM test series is not available: {folder} is absent")
-    archive = tmp_path / "two_series.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        second_series = generate_uid()
-        for index in range(8):
-            dataset = pydicom.dcmread(folder / f"image_{index}")
-            bundle.write(folder / f"image_{index}", f"export/image_{index}")
-            dataset.SeriesInstanceUID, dataset.SOPInstanceUID = second_series, generate_uid()
-            dataset.SeriesDescription = "copy"
-            path = tmp_path / f"copy_{index}"
-            dataset.save_as(path)
-            bundle.write(path, f"export/copy_{index}")
-    return archive
-
-
 def test_a_zip_of_two_series_lists_each_as_the_command_line_does(tmp_path):
-    archive = _two_series_zip(tmp_path)
+    archive = two_series_zip(tmp_path, 8)
     destination = tmp_path / "upload"
     destination.mkdir()
     unpack_zip(archive, destination / "two_series", limit_bytes=1 << 30)
