@@ -251,7 +251,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                              "installed, else PyTorch)")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: the fine pass also sees each slice shifted "
-                             "in-plane two ways and averages (about 1.6 times the segmentation time)")
+                             "in-plane two ways and averages (about 1.8 times the segmentation time)")
     parser.add_argument("-o", "--output", default="livertumorseg_output", metavar="OUTDIR",
                         help="output folder (created if needed)")
 

@@ -3,6 +3,7 @@ on the CPU: the card's weights are what the run starts from, a card that does no
 with each difference named, the new card records its parent and the chain of runs, bf16 autocast
 runs where the hardware computes bf16, and a run cannot both resume and start from weights."""
 
+import os
 import subprocess
 import sys
 
@@ -119,3 +120,14 @@ def test_gpus_without_bf16_train_in_float32(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
     assert devices.resolve_precision(torch.device("cuda")) == "fp16"
     assert devices.training_precision(torch.device("cuda")) == "fp32"
+
+
+@pytest.mark.parametrize("amx, avx512_bf16, units", [
+    (True, True, ", AMX, AVX512-BF16"), (False, True, ", AVX512-BF16"), (False, False, "")])
+def test_the_cpu_record_names_its_bf16_units(monkeypatch, amx, avx512_bf16, units):
+    """Cards and benchmark records name the CPU with the units that set its bf16 speed: the same
+    code runs several times faster with AMX than without."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    text, ending = devices.describe_cpu(), f", {os.cpu_count()} cores{units}"
+    assert text.endswith(ending) and text.removesuffix(ending).strip(), text

@@ -15,9 +15,11 @@ Measured, each the median of `--runs` runs after one warm-up run (warm disk cach
 - on the CPU, when `slicer-core` is installed: the Slicer logic from a volume node to segments and a
   statistics table.
 
-Results go to `benchmarks/results/segment_<device>.json` and a Markdown table on stdout.
+Results go to `benchmarks/results/segment_<device>[_probabilities][_tta].json` and a Markdown table
+on stdout.
 
     python benchmarks/segment_speed_memory.py [--device cpu|cuda] [--cases cpu gpu long600 long1200]
+        [--probabilities] [--tta]
 """
 
 from __future__ import annotations
@@ -56,13 +58,15 @@ warnings.simplefilter("ignore")
 import torch
 from LiverTumorSegLib.pipeline import Segmenter
 from LiverTumorSegLib.inputs import read_volume
+from LiverTumorSegLib.inference.test_time import DEFAULT_SHIFTS
 card, ct, device, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 card = None if card == "bundled" else card
+shifts = DEFAULT_SHIFTS if sys.argv[5:] == ["--tta"] else ()
 Segmenter(card, device=device)  # warm: conversion cache, CUDA start-up, kernels
 loads = []
 for _ in range(runs):
     loads.append(Segmenter(card, device=device).load_seconds)
-segmenter = Segmenter(card, device=device)
+segmenter = Segmenter(card, device=device, tta_shifts=shifts)
 volume = read_volume(ct)
 segmenter.segment(volume)
 seconds = []
@@ -145,7 +149,8 @@ def measure(ct: Path, card: str, device: str, runs: int, slicer_logic: bool,
         ([] if card == "bundled" else ["--model", card])
     with tempfile.TemporaryDirectory() as out:
         process = [run_child(CLI_CHILD, command + ["-o", out]) for _ in range(runs + 1)][1:]  # first: warm-up
-    engine, _, _ = run_child(ENGINE_CHILD, [card, str(ct), device, str(runs)])
+    engine, _, _ = run_child(ENGINE_CHILD, [card, str(ct), device, str(runs)]
+                             + [o for o in outputs if o == "--tta"])
     row = {
         "shape": list(nib.load(str(ct)).shape),
         "process_seconds": statistics.median(p[1] for p in process),
@@ -173,6 +178,9 @@ def main() -> None:
     parser.add_argument("--probabilities", action="store_true",
                         help="the segment process also writes the probability map "
                              "(results: segment_<device>_probabilities.json)")
+    parser.add_argument("--tta", action="store_true",
+                        help="segment with test-time augmentation (in-plane shifts; results: "
+                             "segment_<device>_tta.json; no Slicer logic row)")
     parser.add_argument("--note", help="recorded in the JSON, e.g. what else ran on the machine")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
@@ -181,10 +189,14 @@ def main() -> None:
     import torch
 
     from LiverTumorSegLib.atomic import atomic_write_json
+    from LiverTumorSegLib.inference.devices import describe_cpu
     from LiverTumorSegLib.reporting.tables import markdown_table
 
     card = args.model or "bundled"
-    slicer_logic = args.device == "cpu" and importlib.util.find_spec("slicer") is not None
+    options = [option for option, chosen in (("--probabilities", args.probabilities),
+                                             ("--tta", args.tta)) if chosen]
+    slicer_logic = (args.device == "cpu" and not args.tta
+                    and importlib.util.find_spec("slicer") is not None)
     rows = {}
     with tempfile.TemporaryDirectory() as work:
         sources = {"cpu": (args.data / "ircadb_17_ct.nii.gz", None),
@@ -196,16 +208,17 @@ def main() -> None:
             ct = source if slices is None else build_case(source, slices, Path(work) / f"{name}_ct.nii.gz",
                                                           args.pad_in_plane)
             rows[name] = measure(ct, card, args.device, args.runs, slicer_logic and name == "cpu",
-                                 ["--probabilities"] if args.probabilities else [])
+                                 options)
             print(name, rows[name], file=sys.stderr)
     device_name = (torch.cuda.get_device_name(0) if args.device == "cuda" else
-                   f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})")
+                   f"CPU ({describe_cpu()})")
     report = {"device": device_name, "model": card, "runs": args.runs, "date": time.strftime("%Y-%m-%d"),
               "torch": torch.__version__, "python": platform.python_version(),
               "segment_outputs": "labels, statistics" + (", probability map" if args.probabilities
                                                          else ""),
+              "segment_options": options,
               **({"note": args.note} if args.note else {}), "cases": rows}
-    suffix = "_probabilities" if args.probabilities else ""
+    suffix = "".join("_" + option.removeprefix("--") for option in options)
     atomic_write_json(args.output / f"segment_{args.device}{suffix}.json", report)
     print(f"Device: {device_name}; runtime: {next(iter(rows.values()))['runtime'] if rows else '-'}")
     print(markdown_table(

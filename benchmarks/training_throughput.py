@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from LiverTumorSegLib.atomic import atomic_write_json  # noqa: E402
 from LiverTumorSegLib.inference import resolve_device, training_precision  # noqa: E402
+from LiverTumorSegLib.inference.devices import describe_cpu  # noqa: E402
 from LiverTumorSegLib.model.network import build_network  # noqa: E402
 from LiverTumorSegLib.reporting.tables import markdown_table  # noqa: E402
 from LiverTumorSegLib.resources import TRAINING_CONFIG  # noqa: E402
@@ -117,7 +118,7 @@ def main() -> None:
 
     targets = TARGETS.get((device.type, config.batch_size, config.crop_size), (None, None))
     name = (torch.cuda.get_device_name(device) if device.type == "cuda" else
-            f"CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.machine()})")
+            f"CPU, {torch.get_num_threads()} threads ({describe_cpu()})")
     report = {
         "device": name, "torch": torch.__version__, "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"), "cases": [c.name for c in cases],

@@ -34,6 +34,7 @@ sys.path[:0] = [str(REPO), str(REPO / "Testing"), str(REPO / "benchmarks")]
 from segment_speed_memory import build_case  # noqa: E402
 from web_server import Server  # noqa: E402
 
+from LiverTumorSegLib.inference.devices import describe_cpu  # noqa: E402
 from LiverTumorSegLib.resources import SAMPLE_CT  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -87,7 +88,7 @@ def main() -> None:
     from LiverTumorSegLib.reporting.tables import markdown_table
 
     result: dict = {"date": time.strftime("%Y-%m-%d"), "runs": args.runs, "note": args.note,
-                    "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+                    "machine": describe_cpu(),
                     "python": platform.python_version(), "targets": TARGETS}
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as work:
         context = playwright.chromium.launch_persistent_context(

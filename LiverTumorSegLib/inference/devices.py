@@ -4,6 +4,10 @@ and for training alike."""
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
+
 import torch
 
 from ..errors import LiverTumorSegError
@@ -29,6 +33,22 @@ def cpu_has_fast_bf16() -> bool:
     faster than float32 for this network; elsewhere it would be slower, so float32 is used."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def describe_cpu() -> str:
+    """The CPU for benchmark records and model cards, e.g. 'AMD EPYC, 2 cores, AVX512-BF16' or
+    'Intel(R) Xeon(R) Platinum 8480+, 2 cores, AMX, AVX512-BF16': its model name, the cores this
+    process sees and the bf16 units it has (speeds differ several-fold between those)."""
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        name = names[0] if names else name
+    units = [label for label, check in (("AMX", "_is_amx_tile_supported"),
+                                        ("AVX512-BF16", "_is_avx512_bf16_supported"))
+             if getattr(torch.cpu, check, lambda: False)()]
+    return ", ".join([name, f"{os.cpu_count()} cores", *units])
 
 
 def resolve_precision(device: torch.device, precision: str = "auto") -> str:

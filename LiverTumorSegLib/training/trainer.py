@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..errors import LiverTumorSegError
 from ..inference import resolve_device, training_precision
+from ..inference.devices import describe_cpu
 from ..metrics import summarize
 from ..model.card import ModelCard
 from ..model.export import export_model
@@ -180,7 +180,7 @@ def _precision_note(step: TrainingStep) -> str:
 def _hardware(device: torch.device, world_size: int) -> str:
     if device.type == "cuda":
         return f"{world_size} x {torch.cuda.get_device_name(device)}"
-    return f"{world_size} x CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    return f"{world_size} x CPU ({describe_cpu()})"
 
 
 def _git_commit() -> str:
