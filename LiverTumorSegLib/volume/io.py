@@ -87,6 +87,9 @@ def write_label_nifti(path: Path, labels: np.ndarray, affine: np.ndarray) -> Non
         nib.save(image, str(tmp))
 
 
+_NIFTI_DATA_OFFSET = 352  # a single-file NIfTI-1: 348-byte header, 4 bytes of extension flags
+
+
 def write_boxed_nifti(path: Path, shape: tuple[int, int, int], region: tuple[slice, slice, slice],
                       values: np.ndarray, affine: np.ndarray, description: str) -> None:
     """Write, atomically, a uint8 NIfTI on a grid of `shape` (plus the trailing channel axes of
@@ -117,7 +120,3 @@ def write_boxed_nifti(path: Path, shape: tuple[int, int, int], region: tuple[sli
                     plane[region[0], region[1]] = values[(slice(None), slice(None),
                                                           z - region[2].start) + channel]
                 handle.write(plane.tobytes(order="F"))
-
-
-_NIFTI_DATA_OFFSET = 352  # a single-file NIfTI-1: 348-byte header, 4 bytes of extension flags
-
