@@ -3,7 +3,8 @@
 For the model issue's protocol (left-out runs, levers, ship rule): every predicted lesion with its
 volume, longest axial diameter, mean and highest tumour probability, distance of its centre from the
 liver's border, and whether it overlaps a reference lesion (found) or not (false); per case the
-liver and tumour Dice and the lesion counts. Models are given as NAME=CARD (`bundled` for the
+liver and tumour Dice, the lesion counts and which reference lesions were found (their numbers as
+6-connected components of the reference label, so that models can be compared lesion by lesion). Models are given as NAME=CARD (`bundled` for the
 bundled model); cases by name from `--data` (and `lits117_crop` from `Resources/Sample`, its
 header as shipped). `--tta` segments with test-time augmentation; `--min-lesion-confidence P`
 also says which predicted lesions a lesion-level decision at P would drop.
@@ -74,10 +75,13 @@ def score(segmenter: Segmenter, name: str, data: Path, min_confidence: float | N
     metrics = evaluate_case(result.labels, truth, volume.spacing)
     lesions = predicted_lesions(result.labels, truth, result.probabilities.channel("tumor"),
                                 volume.affine, result.statistics)
+    reference, _ = label_components(truth == TUMOR)
+    found = np.unique(reference[(result.labels == TUMOR) & (reference > 0)])
     row = {"liver_dice": round(metrics["liver"]["dice"], 4),
            "tumor_dice": round(metrics["tumor"]["dice"], 4),
            "lesions_true": metrics["lesions"]["lesions_true"],
            "lesions_found": metrics["lesions"]["lesions_found"],
+           "reference_lesions_found": [int(number) for number in found],
            "lesions_predicted": len(lesions),
            "false_lesions": sum(not lesion["found"] for lesion in lesions),
            "lesions": lesions, "seconds": result.statistics["seconds"]}
