@@ -4,10 +4,11 @@ For the model issue's protocol (left-out runs, levers, ship rule): every predict
 volume, longest axial diameter, mean and highest tumour probability, distance of its centre from the
 liver's border, and whether it overlaps a reference lesion (found) or not (false); per case the
 liver and tumour Dice, the lesion counts and which reference lesions were found (their numbers as
-6-connected components of the reference label, so that models can be compared lesion by lesion). Models are given as NAME=CARD (`bundled` for the
-bundled model); cases by name from `--data` (and `lits117_crop` from `Resources/Sample`, its
-header as shipped). `--tta` segments with test-time augmentation; `--min-lesion-confidence P`
-also says which predicted lesions a lesion-level decision at P would drop.
+6-connected components of the reference label, so that models can be compared lesion by
+lesion). Models are given as NAME=CARD (`bundled` for the bundled model); cases by name from
+`--data` (and `lits117_crop` from `Resources/Sample`, its header as shipped). `--tta` segments
+with test-time augmentation; `--min-lesion-confidence P` also says which predicted lesions a
+lesion-level decision at P would drop.
 
     python benchmarks/false_lesions.py --models base07=runs/base-ircadb_07/model_card.json \
         --cases ircadb_07 lits117_crop -o benchmarks/results/part3/base07.json

@@ -1,8 +1,8 @@
 """The model issue's ship rule, checked from `false_lesions.py` records.
 
 A recipe trained on every case replaces the bundled weights only if all of these hold:
-1. its left-out pair predicts fewer false lesions in total than the current recipe's pair (the left-out
-   case of a pair record is its first case);
+1. its left-out pair predicts fewer false lesions in total than the current recipe's pair (the
+   left-out case of a pair record is its first case);
 2. on the demo sample (`lits117_crop`) its liver and tumor Dice are each at least the bundled
    weights', and one of them is higher;
 3. it finds every reference lesion that the bundled weights find on ircadb_17 and on the demo.
