@@ -76,17 +76,25 @@ def detection_scores(found: int, true: int, matched: int, predicted: int) -> dic
             "lesion_precision": precision, "lesion_f1": f1}
 
 
-def lesion_detection(pred_tumor: np.ndarray, truth_tumor: np.ndarray) -> dict:
-    """Lesion-wise detection: components matched when they overlap by at least one voxel."""
+def overlapping_lesions(pred_tumor: np.ndarray, truth_tumor: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The numbers of the reference lesions that a predicted lesion overlaps by at least one voxel,
+    of the predicted lesions that overlap a reference one, and both lesion counts. Lesions are
+    components (`label_components`) numbered in raster order of the whole volume."""
     box = bounding_box(pred_tumor | truth_tumor)
-    if box is not None:  # every component lies inside the box
+    if box is not None:  # every component lies inside the box, in the same raster order
         pred_tumor, truth_tumor = pred_tumor[box], truth_tumor[box]
     pred_components, n_pred = label_components(pred_tumor)
     truth_components, n_truth = label_components(truth_tumor)
     overlap = (pred_components > 0) & (truth_components > 0)
-    found = len(np.unique(truth_components[overlap]))
-    matched = len(np.unique(pred_components[overlap]))
-    return detection_scores(found, n_truth, matched, n_pred)
+    return (np.unique(truth_components[overlap]), np.unique(pred_components[overlap]),
+            n_truth, n_pred)
+
+
+def lesion_detection(pred_tumor: np.ndarray, truth_tumor: np.ndarray) -> dict:
+    """Lesion-wise detection: components matched when they overlap by at least one voxel."""
+    found, matched, n_truth, n_pred = overlapping_lesions(pred_tumor, truth_tumor)
+    return detection_scores(len(found), n_truth, len(matched), n_pred)
 
 
 def evaluate_case(pred_labels: np.ndarray, truth_labels: np.ndarray,

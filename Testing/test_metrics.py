@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from LiverTumorSegLib import metrics
-from LiverTumorSegLib.labels import boundary
+from LiverTumorSegLib.labels import boundary, label_components
 from LiverTumorSegLib.metrics import (
     evaluate_case,
     lesion_detection,
     overlap_metrics,
+    overlapping_lesions,
     summarize,
     surface_distances,
 )
@@ -63,6 +64,21 @@ def test_lesion_detection_counts_components():
     assert d["lesion_recall"] == pytest.approx(2 / 3)
     assert d["lesion_precision"] == pytest.approx(2 / 3)
     assert d["lesion_f1"] == pytest.approx(2 / 3)
+
+
+def test_overlapping_lesions_keep_the_whole_volumes_numbers():
+    """The numbers name the same lesions as the whole volume's components, although the work is done
+    inside the lesions' bounding box (here it starts far from the origin)."""
+    truth = np.zeros((40, 40, 40), bool)
+    pred = np.zeros((40, 40, 40), bool)
+    truth[20:23, 30:33, 30:33] = truth[26:29, 22:25, 22:25] = truth[34:37, 34:37, 20:23] = True
+    pred[27, 23, 23] = pred[35, 35, 21] = True  # hit the second and the third
+    pred[20, 22, 22] = True                     # false positive, first in raster order
+    found, matched, n_truth, n_pred = overlapping_lesions(pred, truth)
+    whole, _ = label_components(truth)
+    assert list(found) == sorted({int(whole[27, 23, 23]), int(whole[35, 35, 21])})
+    assert whole[20, 30, 30] not in found
+    assert list(matched) == [2, 3] and (n_truth, n_pred) == (3, 3)
 
 
 def test_global_dice_pools_voxels():

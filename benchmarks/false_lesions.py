@@ -31,7 +31,7 @@ from LiverTumorSegLib.atomic import atomic_write_json  # noqa: E402
 from LiverTumorSegLib.inference.test_time import DEFAULT_SHIFTS  # noqa: E402
 from LiverTumorSegLib.inputs import read_volume  # noqa: E402
 from LiverTumorSegLib.labels import TUMOR, label_components  # noqa: E402
-from LiverTumorSegLib.metrics import evaluate_case  # noqa: E402
+from LiverTumorSegLib.metrics import evaluate_case, overlapping_lesions  # noqa: E402
 from LiverTumorSegLib.pipeline import Segmenter  # noqa: E402
 from LiverTumorSegLib.reporting.tables import markdown_table  # noqa: E402
 from LiverTumorSegLib.resources import SAMPLE_CT, SAMPLE_LABEL  # noqa: E402
@@ -76,8 +76,7 @@ def score(segmenter: Segmenter, name: str, data: Path, min_confidence: float | N
     metrics = evaluate_case(result.labels, truth, volume.spacing)
     lesions = predicted_lesions(result.labels, truth, result.probabilities.channel("tumor"),
                                 volume.affine, result.statistics)
-    reference, _ = label_components(truth == TUMOR)
-    found = np.unique(reference[(result.labels == TUMOR) & (reference > 0)])
+    found, _, _, _ = overlapping_lesions(result.labels == TUMOR, truth == TUMOR)
     row = {"liver_dice": round(metrics["liver"]["dice"], 4),
            "tumor_dice": round(metrics["tumor"]["dice"], 4),
            "lesions_true": metrics["lesions"]["lesions_true"],
